@@ -14,6 +14,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 app = typer.Typer(help="MuseMorphic: latent-space symbolic music generation.", no_args_is_help=True)
 tokenizer_app = typer.Typer(help="REMI+ tokenizer and its BPE.", no_args_is_help=True)
 app.add_typer(tokenizer_app, name="tokenizer")
+train_app = typer.Typer(help="Train a model.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+eval_app = typer.Typer(help="Measure a model.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
 console = Console(stderr=True)
 
 
@@ -89,6 +93,97 @@ def tokenizer_train(
     path = out or dataset / "tokenizer.json"
     tokenizer.save(path)
     console.print(f"{path}: BPE vocabulary {tokenizer.vocab_size} (base {tokenizer.base_vocab_size})")
+
+
+@train_app.command("phrase-vae")
+def train_phrase_vae(
+    data: Path = typer.Option(..., help="A folder made by `musemorphic prepare`."),
+    out: Path = typer.Option(Path("runs/phrase_vae"), "-o", "--out", help="Run folder (resumes if it holds a checkpoint)."),
+    preset: str = typer.Option("small", help="Model size: tiny, small (<= 5M parameters) or full (the seed's)."),
+    steps: int = typer.Option(3000, help="Optimizer steps in all (the curriculum is spread over them)."),
+    batch_size: int = typer.Option(64, help="Phrases per step (per process under torchrun)."),
+    lr: float = typer.Option(1e-3, help="Peak learning rate."),
+    seed: int = typer.Option(0, help="Seed for weights, batches and augmentation."),
+    minutes: Optional[float] = typer.Option(None, help="Stop with a checkpoint after this much wall time."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1, ..."),
+    bf16: Optional[bool] = typer.Option(None, "--bf16/--no-bf16", help="bf16 autocast (default: on for CUDA)."),
+    augment: bool = typer.Option(True, "--augment/--no-augment", help="Transpose / velocity / tempo augmentation."),
+    threads: int = typer.Option(1, help="CPU threads for torch (1 is fastest on small shared-core machines)."),
+) -> None:
+    """Train a PhraseVAE with the three-stage curriculum (infilling, autoencoder, VAE)."""
+    import torch
+
+    from musemorphic.data.augment import AugmentConfig
+    from musemorphic.data.dataset import PhraseDataset
+    from musemorphic.data.phrase_batches import PhraseBatcher
+    from musemorphic.training.loop import TrainConfig, train
+    from musemorphic.training.phrase_vae import PhraseVAETask, build_phrase_vae
+
+    torch.set_num_threads(threads)
+    dataset = PhraseDataset(data, split="train")
+    torch.manual_seed(seed)
+    model = build_phrase_vae(dataset.tokenizer, preset)
+    batcher = PhraseBatcher(dataset, model.config.max_len, AugmentConfig() if augment else None)
+    task = PhraseVAETask(model, batcher, total_steps=steps, batch_size=batch_size, seed=seed)
+    config = TrainConfig(out_dir=str(out), steps=steps, batch_size=batch_size, lr=lr, seed=seed,
+                         max_minutes=minutes, device=device, bf16=bf16)
+    n_params = sum(p.numel() for p in model.parameters())
+    console.print(f"PhraseVAE {preset}: {n_params / 1e6:.2f}M parameters; {len(batcher)} training phrases; {out}")
+    with _progress_bar("training") as bar:
+        job = bar.add_task("training", total=steps, rate="")
+
+        def on_step(done: int, total: int, row: dict) -> None:
+            bar.update(job, completed=done, rate=f"loss {row['loss']:.3f} acc {row['token_accuracy']:.3f} kl {row['kl']:.1f}")
+
+        result = train(task, config, progress=on_step)
+    state = "stopped at the time limit" if result.stopped_early else "done"
+    console.print(f"{state} after {result.steps_done} steps; checkpoint: {out / 'checkpoint'}; log: {out / 'log.csv'}")
+
+
+@eval_app.command("phrase-vae")
+def eval_phrase_vae(
+    checkpoint: Optional[Path] = typer.Argument(None, help="Checkpoint folder (default: the shipped model)."),
+    data: Path = typer.Option(..., help="A folder made by `musemorphic prepare`."),
+    split: str = typer.Option("test", help="train, valid or test."),
+    max_bars: Optional[int] = typer.Option(None, help="Evaluate a seeded sample of this many bars."),
+    prior_samples: int = typer.Option(512, help="Bars decoded from z ~ N(0, I) for the validity figure."),
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as one JSON object."),
+) -> None:
+    """Reconstruction, latent and prior figures of a PhraseVAE on held-out songs."""
+    import json
+
+    import torch
+
+    from musemorphic.data.dataset import PhraseDataset
+    from musemorphic.evaluation.phrase_vae import evaluate_phrase_vae
+    from musemorphic.training.phrase_vae import load_phrase_vae
+
+    torch.set_num_threads(1)
+    model, tokenizer = load_phrase_vae(checkpoint or _shipped_model("phrase_vae"))
+    dataset = PhraseDataset(data, split=split)
+    if dataset.tokenizer.to_json() != tokenizer.to_json():
+        console.print("[yellow]note:[/] the dataset's BPE differs from the model's; bars are re-encoded with the model's")
+        dataset.tokenizer = tokenizer
+    with _progress_bar("evaluating") as bar:
+        job = bar.add_task("evaluating", total=None, rate="")
+        report = evaluate_phrase_vae(
+            model, dataset, max_bars=max_bars, prior_samples=prior_samples,
+            progress=lambda done, total: bar.update(job, completed=done, total=total),
+        )
+    if as_json:
+        print(json.dumps(report.to_dict()))
+        return
+    for name, value in report.to_dict().items():
+        console.print(f"{name:>22}: {value:.4f}" if isinstance(value, float) else f"{name:>22}: {value}")
+
+
+def _shipped_model(name: str) -> Path:
+    from importlib import resources
+
+    path = Path(str(resources.files("musemorphic") / "pretrained" / name))
+    if not path.is_dir():
+        raise typer.BadParameter(f"no shipped {name} model in this installation ({path}); pass a CHECKPOINT folder")
+    return path
 
 
 @app.command()

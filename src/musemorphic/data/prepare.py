@@ -42,7 +42,7 @@ class PrepareConfig:
     shard_songs: int = 256  # songs per shard
     limits: Limits = field(default_factory=Limits)
     vocab_size: int | None = None  # BPE vocabulary; None = chosen from the corpus size
-    bpe_max_phrases: int = 400_000  # train-split phrases sampled for BPE training
+    bpe_max_phrases: int = 100_000  # train-split phrases sampled for BPE training
     styles_csv: Path | None = None  # columns: path, style
     valid_percent: int = 5
     test_percent: int = 5

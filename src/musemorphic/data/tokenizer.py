@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import miditok
+import numpy as np
 import symusic
 
 TRACK_START = "TrackStart_None"
@@ -167,6 +168,26 @@ class PhraseTokenizer:
     def is_trained(self) -> bool:
         return self.remi.is_trained
 
+    def music_features(self) -> np.ndarray:
+        """(vocab_size, 3) float32: mean pitch, duration (beats) and onset (beats) of the base
+        tokens each id stands for; NaN where the id holds no such token (for FME embeddings)."""
+        table = np.full((self.vocab_size, 3), np.nan, dtype=np.float32)
+        for i, expansion in enumerate(self._expansion):
+            values: list[list[float]] = [[], [], []]
+            for name in self.token_names(expansion):
+                kind, _, value = name.partition("_")
+                if kind == "Pitch":
+                    values[0].append(float(value))
+                elif kind == "Duration":
+                    beats, frac, res = (int(x) for x in value.split("."))
+                    values[1].append(beats + frac / res)
+                elif kind == "Position":
+                    values[2].append(int(value) / self.remi.config.max_num_pos_per_beat)
+            for column, found in enumerate(values):
+                if found:
+                    table[i, column] = sum(found) / len(found)
+        return table
+
     def token_names(self, base_ids: Iterable[int]) -> list[str]:
         return [self.base_names[i] for i in base_ids]
 
@@ -188,7 +209,7 @@ class PhraseTokenizer:
         tracks = []
         for track, seq in zip(score.tracks, seqs, strict=True):
             program = -1 if track.is_drum else int(track.program)
-            bars = [list(sub.ids) for sub in seq.split_per_bars()]
+            bars = _split_at_ticks(seq, bar_ticks)
             if bars and bars[0] and bars[0][0] == self.program_ids[program]:
                 bars[0] = bars[0][1:]  # the Program token belongs to the track header
             tracks.append(TrackTokens(program=program, bars=bars))
@@ -246,6 +267,19 @@ class PhraseTokenizer:
         texts = [self.remi._ids_to_bytes(list(p), as_one_str=True) for p in base_phrases if len(p)]
         self.remi.train(vocab_size=vocab_size, model="BPE", iterator=texts)
         self._refresh_tables()
+
+
+def _split_at_ticks(seq: miditok.TokSequence, bar_ticks: list[int]) -> list[list[int]]:
+    """Token ids per bar, cut where events reach each bar's start tick.
+
+    Same cuts as miditok's `TokSequence.split_per_bars` (bars after the last event are
+    left out), without copying the sequence once per bar.
+    """
+    times = np.fromiter((e.time for e in seq.events), dtype=np.int64, count=len(seq.events))
+    cuts = np.searchsorted(times, bar_ticks[1:], side="left")
+    cuts = cuts[cuts < len(times)].tolist()
+    ids = seq.ids
+    return [ids[a:b] for a, b in zip([0, *cuts], [*cuts, len(ids)])]
 
 
 def _time_signature_at(time_sigs: list[tuple[int, int, int]], tick: int) -> tuple[int, int]:

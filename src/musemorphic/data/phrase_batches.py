@@ -1,0 +1,75 @@
+"""Batches of phrases for codec training and evaluation.
+
+A phrase as a codec sees it: `Program_p  BPE(bar tokens)  EOS`, PAD-padded to the longest
+in the batch. Batches are drawn from a generator seeded by (seed, rank, step), so any step's
+batch can be rebuilt without replaying the ones before it (this is what makes resumed
+training identical to uninterrupted training).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from musemorphic.data.augment import Augmenter, AugmentConfig
+from musemorphic.data.dataset import PhraseDataset
+
+
+class PhraseBatcher:
+    def __init__(
+        self,
+        dataset: PhraseDataset,
+        max_len: int,
+        augment: AugmentConfig | None = None,
+        nonempty_only: bool = False,
+        bucket_size: int = 4096,
+    ):
+        self.dataset = dataset
+        self.tokenizer = dataset.tokenizer
+        self.max_len = max_len
+        cols = dataset.shard.columns
+        rows = dataset.phrase_indices
+        lengths = np.diff(dataset.shard.offsets)[rows]
+        keep = lengths + 2 <= max_len  # BPE never lengthens, so this bound is safe
+        if nonempty_only:
+            keep &= cols["phrase_n_notes"][rows] > 0
+        self.indices = np.flatnonzero(keep)  # positions within the split
+        self.n_too_long = int((lengths + 2 > max_len).sum())
+        # length buckets: a batch is drawn from one bucket of similar lengths, so little
+        # compute goes to padding; every phrase is still drawn with the same probability
+        by_length = self.indices[np.argsort(lengths[self.indices], kind="stable")]
+        self.buckets = [by_length[i : i + bucket_size] for i in range(0, len(by_length), bucket_size)]
+        if len(self.buckets) > 1 and len(self.buckets[-1]) < bucket_size:
+            self.buckets[-2] = np.concatenate([self.buckets[-2], self.buckets.pop()])
+        self.augmenter = Augmenter(self.tokenizer, augment) if augment is not None else None
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def sample(self, batch_size: int, seed: int, rank: int, step: int) -> torch.Tensor:
+        """A seeded random batch (B, T) for this (seed, rank, step)."""
+        rng = np.random.default_rng([seed, rank, step])
+        sizes = np.array([len(b) for b in self.buckets])
+        bucket = self.buckets[rng.choice(len(sizes), p=sizes / sizes.sum())]
+        chosen = bucket[rng.integers(0, len(bucket), batch_size)]
+        return self.encode(chosen, rng if self.augmenter is not None else None)
+
+    def encode(self, positions: Sequence[int], rng: np.random.Generator | None = None) -> torch.Tensor:
+        """Phrases at these split positions as a padded id batch (B, T)."""
+        tok = self.tokenizer
+        bars, programs = [], []
+        for i in positions:
+            phrase, program = self.dataset.phrase(int(i)), self.dataset.phrase_program(int(i))
+            if rng is not None:
+                aug = self.augmenter.sample(rng, self.augmenter.pitch_range([phrase], [program]))
+                phrase = self.augmenter.apply(phrase, program, aug)
+            bars.append(phrase.tolist())
+            programs.append(program)
+        encoded = tok.bpe_encode(bars)
+        seqs = [[tok.program_ids[p], *ids, tok.eos_id] for p, ids in zip(programs, encoded, strict=True)]
+        batch = torch.full((len(seqs), max(map(len, seqs))), tok.pad_id, dtype=torch.long)
+        for row, seq in enumerate(seqs):
+            batch[row, : len(seq)] = torch.tensor(seq)
+        return batch

@@ -1,0 +1,169 @@
+"""PhraseVAE: one bar of one track (BPE'd REMI+ tokens) <-> a 64-d Gaussian latent.
+
+Seed 000, section 3.3. A phrase is the sequence `Program_p  bar tokens...  EOS`.
+Encoder: token embedding + FME music features + learned positions -> Pre-LN transformer
+-> multi-query bottleneck -> (mu, logvar). Decoder: autoregressive Pre-LN transformer over
+`BOS Program_p bar tokens...`, with z projected and added to every input position (so the
+decoder cannot ignore it), and a KV cache for generation.
+
+Glossary: B batch, T tokens, D model width, Z latent width, V vocabulary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from musemorphic.nn.bottleneck import QueryBottleneck
+from musemorphic.nn.fme import MusicFeatureEmbedding
+from musemorphic.nn.transformer import KVCache, Transformer
+
+
+@dataclass
+class PhraseVAEConfig:
+    vocab_size: int
+    d_model: int = 192
+    n_heads: int = 4
+    n_encoder_layers: int = 3
+    n_decoder_layers: int = 3
+    d_latent: int = 64
+    n_queries: int = 4
+    max_len: int = 160  # Program + phrase + EOS
+    dropout: float = 0.1
+    label_smoothing: float = 0.1
+    sigma_reparam: bool = True
+    pad_id: int = 0
+    bos_id: int = 1
+    eos_id: int = 2
+    mask_id: int = 3
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> PhraseVAEConfig:
+        return cls(**d)
+
+
+PRESETS = {
+    "tiny": dict(d_model=64, n_heads=2, n_encoder_layers=1, n_decoder_layers=1, dropout=0.0),
+    "small": dict(d_model=192, n_heads=4, n_encoder_layers=3, n_decoder_layers=3),
+    "full": dict(d_model=512, n_heads=8, n_encoder_layers=3, n_decoder_layers=3),
+}
+
+
+def phrase_vae_config(preset: str, **overrides) -> PhraseVAEConfig:
+    if preset not in PRESETS:
+        raise ValueError(f"unknown PhraseVAE preset {preset!r}; choose from {sorted(PRESETS)}")
+    return PhraseVAEConfig(**{**PRESETS[preset], **overrides})
+
+
+class TokenEmbedding(nn.Module):
+    """Learned token embedding + FME features of the token's pitch/duration/onset + positions."""
+
+    def __init__(self, config: PhraseVAEConfig, music_features: torch.Tensor):
+        super().__init__()
+        self.tokens = nn.Embedding(config.vocab_size, config.d_model)
+        self.music = MusicFeatureEmbedding(music_features, config.d_model)
+        self.positions = nn.Embedding(config.max_len, config.d_model)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, ids: torch.Tensor, offset: int = 0) -> torch.Tensor:  # (B, T) -> (B, T, D)
+        pos = torch.arange(offset, offset + ids.shape[1], device=ids.device)
+        return self.dropout(self.tokens(ids) + self.music(ids) + self.positions(pos))
+
+
+class PhraseVAE(nn.Module):
+    def __init__(self, config: PhraseVAEConfig, music_features: torch.Tensor):
+        super().__init__()
+        if music_features.shape != (config.vocab_size, 3):
+            raise ValueError(f"music_features must be ({config.vocab_size}, 3), got {tuple(music_features.shape)}")
+        self.config = config
+        c = config
+        self.encoder_embedding = TokenEmbedding(c, music_features)
+        self.encoder = Transformer(c.n_encoder_layers, c.d_model, c.n_heads, c.dropout, c.sigma_reparam)
+        self.bottleneck = QueryBottleneck(c.d_model, c.n_heads, c.n_queries, c.d_latent, c.sigma_reparam)
+        self.decoder_embedding = TokenEmbedding(c, music_features)
+        self.latent_to_decoder = nn.Linear(c.d_latent, c.d_model)
+        self.decoder = Transformer(c.n_decoder_layers, c.d_model, c.n_heads, c.dropout, c.sigma_reparam)
+        self.head = nn.Linear(c.d_model, c.vocab_size)
+
+    def forward(
+        self, ids: torch.Tensor, encoder_ids: torch.Tensor | None = None, sample: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Teacher-forced pass: ids (B, T) -> logits (B, T, V), mu, logvar (B, Z).
+
+        `encoder_ids` lets the encoder see a corrupted copy (span infilling); `sample` draws
+        z ~ q(z|x) instead of taking its mean.
+        """
+        mu, logvar = self.encode(ids if encoder_ids is None else encoder_ids)
+        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if sample else mu
+        return self.decode_logits(z, self.decoder_inputs(ids)), mu, logvar
+
+    def encode(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T) phrase ids (PAD-padded) -> mu, logvar (B, Z)."""
+        real = ids != self.config.pad_id  # (B, T)
+        h = self.encoder(self.encoder_embedding(ids), causal=False, key_padding_mask=real)  # (B, T, D)
+        return self.bottleneck(h, key_padding_mask=real)
+
+    def decode_logits(self, z: torch.Tensor, inputs: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        """Teacher-forced (or cached, one step at a time) logits: z (B, Z), inputs (B, T) -> (B, T, V)."""
+        offset = cache.length if cache is not None else 0
+        x = self.decoder_embedding(inputs, offset) + self.latent_to_decoder(z)[:, None, :]  # (B, T, D)
+        return self.head(self.decoder(x, causal=True, cache=cache))
+
+    def decoder_inputs(self, ids: torch.Tensor) -> torch.Tensor:
+        """`BOS` + ids[:, :-1]: the shifted decoder input for target ids (B, T)."""
+        bos = torch.full_like(ids[:, :1], self.config.bos_id)
+        return torch.cat([bos, ids[:, :-1]], dim=1)
+
+    def reconstruction_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(
+            logits.flatten(0, 1).float(),
+            targets.flatten(),
+            ignore_index=self.config.pad_id,
+            label_smoothing=self.config.label_smoothing,
+        )
+
+    @torch.no_grad()
+    def generate(
+        self,
+        z: torch.Tensor,  # (B, Z)
+        temperature: float = 0.0,
+        max_len: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> list[list[int]]:
+        """Decode phrases from latents with the KV cache; greedy when temperature == 0.
+
+        Returns one id list per latent, without the final EOS (cut at max_len).
+        """
+        c = self.config
+        max_len = min(max_len or c.max_len, c.max_len)
+        B = z.shape[0]
+        cache = KVCache()
+        step_input = torch.full((B, 1), c.bos_id, dtype=torch.long, device=z.device)
+        out = torch.zeros(B, 0, dtype=torch.long, device=z.device)
+        done = torch.zeros(B, dtype=torch.bool, device=z.device)
+        for _ in range(max_len):
+            logits = self.decode_logits(z, step_input, cache)[:, -1].float()  # (B, V)
+            logits[:, c.pad_id] = float("-inf")
+            if temperature > 0:
+                probs = torch.softmax(logits / temperature, dim=-1)
+                next_id = torch.multinomial(probs, 1, generator=generator)[:, 0]
+            else:
+                next_id = logits.argmax(dim=-1)
+            next_id = torch.where(done, torch.full_like(next_id, c.pad_id), next_id)
+            out = torch.cat([out, next_id[:, None]], dim=1)
+            done |= next_id == c.eos_id
+            if done.all():
+                break
+            step_input = next_id[:, None]
+        return [row[: row.index(c.eos_id)] if c.eos_id in row else row for row in out.tolist()]
+
+
+def kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(q(z|x) || N(0, I)) per latent dimension, averaged over the batch: (B, Z) -> (Z,)."""
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).mean(dim=0)

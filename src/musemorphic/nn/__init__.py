@@ -1,0 +1,1 @@
+"""Neural-network building blocks (layers only: no training logic, no model assembly)."""

@@ -1,0 +1,1 @@
+"""Training utilities: adaptive gradient clipping and atomic, pickle-free checkpoints."""

@@ -1,0 +1,159 @@
+"""PhraseVAE training recipe: the three-stage curriculum on top of the shared loop.
+
+Stages (seed 000, section 3.3), by share of the total steps:
+1. span infilling: the encoder sees the phrase with random spans replaced by MASK and the
+   decoder rebuilds the whole phrase from z = mu (learns REMI grammar and robust codes);
+2. autoencoder: clean input, z = mu, no KL;
+3. VAE: z ~ q(z|x), loss = reconstruction + beta * KL with beta annealed linearly from 0
+   to `beta` over the first `beta_warmup` of the stage, and free bits: a latent dimension
+   whose batch-mean KL is under `free_bits` nats is not pushed further toward the prior,
+   which keeps the posterior from collapsing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from musemorphic.data.phrase_batches import PhraseBatcher
+from musemorphic.data.tokenizer import PhraseTokenizer
+from musemorphic.models.phrase_vae import PhraseVAE, PhraseVAEConfig, kl_per_dim, phrase_vae_config
+from musemorphic.training.checkpoint import load_checkpoint
+
+STAGES = ("infill", "ae", "vae")
+
+
+@dataclass
+class CurriculumConfig:
+    infill_fraction: float = 0.15
+    ae_fraction: float = 0.35
+    beta: float = 0.01
+    beta_warmup: float = 0.2  # share of the VAE stage over which beta ramps up
+    free_bits: float = 0.1  # nats per latent dimension
+    mask_ratio: float = 0.3  # share of tokens masked in the infilling stage
+    mean_span: float = 3.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def span_mask(ids: torch.Tensor, mask_id: int, pad_id: int, ratio: float, mean_span: float, rng: np.random.Generator) -> torch.Tensor:
+    """Mask round(ratio * (length - 1)) real tokens per row, in Poisson-length spans.
+
+    Position 0 (the Program) and padding are never masked.
+    """
+    out = ids.clone()
+    lengths = (ids != pad_id).sum(dim=1).tolist()
+    for row, length in enumerate(lengths):
+        masked = np.zeros(length, dtype=bool)
+        budget = int(round(ratio * (length - 1)))
+        while budget > 0:
+            start = int(rng.integers(1, length))
+            span = max(1, int(rng.poisson(mean_span)))
+            for pos in range(start, min(length, start + span)):
+                if budget > 0 and not masked[pos]:
+                    masked[pos] = True
+                    budget -= 1
+        out[row, torch.from_numpy(np.flatnonzero(masked))] = mask_id
+    return out
+
+
+class PhraseVAETask:
+    """Batches and losses for `training.loop.train`."""
+
+    def __init__(
+        self,
+        model: PhraseVAE,
+        batcher: PhraseBatcher,
+        total_steps: int,
+        batch_size: int,
+        seed: int,
+        curriculum: CurriculumConfig = CurriculumConfig(),
+    ):
+        self.model = model
+        self.batcher = batcher
+        self.total_steps = total_steps
+        self.batch_size = batch_size
+        self.seed = seed
+        self.curriculum = curriculum
+
+    def stage(self, step: int) -> str:
+        c = self.curriculum
+        if step < c.infill_fraction * self.total_steps:
+            return "infill"
+        if step < (c.infill_fraction + c.ae_fraction) * self.total_steps:
+            return "ae"
+        return "vae"
+
+    def beta(self, step: int) -> float:
+        c = self.curriculum
+        if self.stage(step) != "vae":
+            return 0.0
+        vae_start = (c.infill_fraction + c.ae_fraction) * self.total_steps
+        ramp = max(1.0, c.beta_warmup * (self.total_steps - vae_start))
+        return c.beta * min(1.0, (step - vae_start + 1) / ramp)
+
+    def batch(self, step: int, rank: int) -> dict[str, torch.Tensor]:
+        ids = self.batcher.sample(self.batch_size, self.seed, rank, step)
+        batch = {"ids": ids}
+        if self.stage(step) == "infill":
+            rng = np.random.default_rng([self.seed, rank, step, 1])
+            cfg = self.model.config
+            batch["encoder_ids"] = span_mask(ids, cfg.mask_id, cfg.pad_id, self.curriculum.mask_ratio, self.curriculum.mean_span, rng)
+        return batch
+
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor], step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        stage = self.stage(step)
+        ids = batch["ids"]
+        logits, mu, logvar = model(ids, batch.get("encoder_ids"), sample=stage == "vae")
+        reconstruction = self.model.reconstruction_loss(logits, ids)
+        kl = kl_per_dim(mu.float(), logvar.float())  # (Z,)
+        beta = self.beta(step)
+        loss = reconstruction + beta * kl.clamp(min=self.curriculum.free_bits).sum()
+        real = ids != self.model.config.pad_id
+        accuracy = (logits.argmax(-1) == ids)[real].float().mean()
+        metrics = {
+            "stage": STAGES.index(stage),
+            "reconstruction": float(reconstruction.detach()),
+            "kl": float(kl.sum().detach()),
+            "beta": beta,
+            "token_accuracy": float(accuracy),
+        }
+        return loss, metrics
+
+    def checkpoint_config(self) -> dict:
+        return {
+            "kind": "phrase_vae",
+            "model": self.model.config.to_dict(),
+            "curriculum": self.curriculum.to_dict(),
+            "tokenizer": self.batcher.tokenizer.to_json(),
+        }
+
+
+def build_phrase_vae(tokenizer: PhraseTokenizer, preset: str, **overrides) -> PhraseVAE:
+    """A fresh PhraseVAE sized for this tokenizer's vocabulary."""
+    config = phrase_vae_config(
+        preset,
+        vocab_size=tokenizer.vocab_size,
+        pad_id=tokenizer.pad_id,
+        bos_id=tokenizer.bos_id,
+        eos_id=tokenizer.eos_id,
+        mask_id=tokenizer.mask_id,
+        **overrides,
+    )
+    return PhraseVAE(config, torch.from_numpy(tokenizer.music_features()))
+
+
+def load_phrase_vae(directory: str | Path) -> tuple[PhraseVAE, PhraseTokenizer]:
+    """Rebuild a PhraseVAE and its tokenizer from a checkpoint folder (strict weights)."""
+    ckpt = load_checkpoint(Path(directory))
+    if ckpt.config.get("kind") != "phrase_vae":
+        raise ValueError(f"{directory}: not a PhraseVAE checkpoint (kind {ckpt.config.get('kind')!r})")
+    tokenizer = PhraseTokenizer.from_json(ckpt.config["tokenizer"])
+    model = PhraseVAE(PhraseVAEConfig.from_dict(ckpt.config["model"]), torch.from_numpy(tokenizer.music_features()))
+    model.load_state_dict(ckpt.weights, strict=True)
+    return model.eval(), tokenizer

@@ -1,0 +1,119 @@
+"""PhraseVAE: presets, curriculum, the overfitting check, and the codec metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from musemorphic.data.phrase_batches import PhraseBatcher
+from musemorphic.data.remi_grammar import BarNote, GrammarError, note_f1, parse_bar
+from musemorphic.evaluation.phrase_vae import evaluate_phrase_vae, is_valid_phrase, phrase_to_base
+from musemorphic.models.phrase_vae import kl_per_dim, phrase_vae_config
+from musemorphic.training.loop import TrainConfig, train
+from musemorphic.training.phrase_vae import CurriculumConfig, PhraseVAETask, build_phrase_vae, span_mask
+
+
+def test_presets_fit_their_budgets(fixture_dataset):
+    sizes = {}
+    for preset in ("tiny", "small", "full"):
+        model = build_phrase_vae(fixture_dataset.tokenizer, preset)
+        sizes[preset] = sum(p.numel() for p in model.parameters())
+    assert sizes["tiny"] < 1e6 < sizes["small"] <= 5e6 < sizes["full"]
+    with pytest.raises(ValueError, match="unknown PhraseVAE preset"):
+        phrase_vae_config("huge", vocab_size=10)
+
+
+def test_span_mask_spares_program_and_padding():
+    ids = torch.tensor([[7, 10, 11, 12, 13, 14, 15, 16, 17, 2], [7, 10, 11, 12, 2, 0, 0, 0, 0, 0]])
+    masked = span_mask(ids, mask_id=3, pad_id=0, ratio=0.3, mean_span=2, rng=np.random.default_rng(0))
+    assert (masked[:, 0] == 7).all()
+    assert (masked[1, 5:] == 0).all()
+    assert (masked == 3).sum(dim=1).tolist() == [3, 1]  # round(0.3 * (length - 1)) per row
+
+
+def test_curriculum_walks_through_the_three_stages(fixture_dataset):
+    model = build_phrase_vae(fixture_dataset.tokenizer, "tiny")
+    task = PhraseVAETask(model, PhraseBatcher(fixture_dataset, 160), total_steps=100, batch_size=2, seed=0,
+                         curriculum=CurriculumConfig(infill_fraction=0.1, ae_fraction=0.3, beta=0.01, beta_warmup=0.5))
+    assert [task.stage(s) for s in (0, 9, 10, 39, 40, 99)] == ["infill", "infill", "ae", "ae", "vae", "vae"]
+    assert task.beta(39) == 0 and 0 < task.beta(40) < task.beta(55) < 0.01
+    assert task.beta(99) == pytest.approx(0.01)
+    assert "encoder_ids" in task.batch(0, 0) and "encoder_ids" not in task.batch(50, 0)
+
+
+def test_kl_per_dim_is_zero_at_the_prior():
+    assert torch.allclose(kl_per_dim(torch.zeros(4, 3), torch.zeros(4, 3)), torch.zeros(3))
+    assert kl_per_dim(torch.ones(4, 3), torch.zeros(4, 3)).tolist() == [0.5, 0.5, 0.5]
+
+
+class FixedBatch:
+    """32 fixed bars, every step: the overfitting check."""
+
+    def __init__(self, model, ids):
+        self.model, self.ids = model, ids
+
+    def batch(self, step, rank):
+        return self.ids
+
+    def loss(self, model, ids, step):
+        logits, _, _ = model(ids)
+        return self.model.reconstruction_loss(logits, ids), {}
+
+    def checkpoint_config(self):
+        return {"kind": "test"}
+
+
+def test_tiny_preset_overfits_32_bars_exactly(fixture_dataset, tmp_path):
+    torch.manual_seed(0)
+    model = build_phrase_vae(fixture_dataset.tokenizer, "tiny", label_smoothing=0.0)
+    batcher = PhraseBatcher(fixture_dataset, model.config.max_len, nonempty_only=True)
+    positions = batcher.indices[np.random.default_rng(0).choice(len(batcher.indices), 32, replace=False)]
+    ids = batcher.encode(positions)
+    config = TrainConfig(out_dir=str(tmp_path), steps=400, lr=3e-3, warmup_steps=20, checkpoint_every=400, zclip=False)
+    train(FixedBatch(model, ids), config)
+    model.eval()
+    with torch.no_grad():
+        _, mu, _ = model(ids)
+        decoded = model.generate(mu)
+    tok = fixture_dataset.tokenizer
+    targets = [row[: row.index(tok.eos_id)] for row in ids.tolist()]
+    exact = sum(phrase_to_base(tok, d) == phrase_to_base(tok, t) for d, t in zip(decoded, targets))
+    assert exact == 32
+
+
+def test_report_of_an_untrained_model_is_well_formed(fixture_dataset):
+    torch.manual_seed(0)
+    model = build_phrase_vae(fixture_dataset.tokenizer, "tiny")
+    report = evaluate_phrase_vae(model, fixture_dataset, max_bars=40, prior_samples=8)
+    assert report.bars + report.empty_bars == 40
+    assert 0 <= report.token_accuracy < 0.5  # untrained: near chance
+    assert 0 <= report.note_f1 <= 1 and 0 <= report.prior_grammatical <= 1
+    assert set(report.to_dict()) >= {"token_accuracy", "exact_bar_rate", "note_f1", "mean_kl", "active_dims"}
+
+
+def test_real_phrases_are_valid_and_garbage_is_not(fixture_dataset):
+    tok = fixture_dataset.tokenizer
+    batcher = PhraseBatcher(fixture_dataset, 160, nonempty_only=True)
+    rows = batcher.encode(batcher.indices[:20]).tolist()
+    assert all(is_valid_phrase(tok, row[: row.index(tok.eos_id)]) for row in rows)
+    assert not is_valid_phrase(tok, [tok.base_vocab["Pitch_60"], tok.bar_id])
+    assert not is_valid_phrase(tok, [])
+
+
+def test_parse_bar_reads_notes_and_rejects_bad_grammar():
+    bar = ["Bar_None", "TimeSig_3/4", "Position_0", "Tempo_120.0", "Pitch_60", "Velocity_79", "Duration_1.0.4",
+           "Pitch_64", "Velocity_79", "Duration_0.2.4", "Position_8", "Pitch_67", "Velocity_63", "Duration_1.0.4"]
+    ts, notes = parse_bar(bar)
+    assert ts == (3, 4)
+    assert notes == [BarNote(0, 60, 79, "1.0.4"), BarNote(0, 64, 79, "0.2.4"), BarNote(8, 67, 63, "1.0.4")]
+    for broken in (bar[1:], bar[:-1], bar[:10] + ["Position_0"] + bar[11:], bar[:2] + ["Position_12"] + bar[3:],
+                   ["Bar_None", "Position_3"]):
+        with pytest.raises(GrammarError):
+            parse_bar(broken)
+
+
+def test_note_f1_counts_onset_and_pitch_matches():
+    ref = [BarNote(0, 60, 80, "1.0.4"), BarNote(4, 62, 80, "1.0.4"), BarNote(8, 64, 80, "1.0.4")]
+    pred = [BarNote(0, 60, 50, "0.1.4"), BarNote(4, 63, 80, "1.0.4")]
+    assert note_f1(ref, pred) == (1, 3, 2)
