@@ -90,9 +90,11 @@ def learning_rate(config: TrainConfig, step: int) -> float:
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
+    """AdamW; weight decay only on matrices, and not on those marked `_no_weight_decay`."""
     params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.ndim >= 2]
-    no_decay = [p for p in params if p.ndim < 2]
+    decays = [p.ndim >= 2 and not getattr(p, "_no_weight_decay", False) for p in params]
+    decay = [p for p, d in zip(params, decays) if d]
+    no_decay = [p for p, d in zip(params, decays) if not d]
     groups = [
         {"params": decay, "weight_decay": config.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
@@ -167,7 +169,14 @@ def train(
         loss_value = float(loss.detach())
         result.losses[step] = loss_value
         result.steps_done = step + 1
-        row = {"step": step, "loss": loss_value, "lr": learning_rate(config, step), "grad_norm": grad_norm, **metrics}
+        row = {
+            "step": step,
+            "loss": loss_value,
+            "lr": learning_rate(config, step),
+            "grad_norm": grad_norm,
+            "elapsed_s": round(time.perf_counter() - started, 1),
+            **metrics,
+        }
         if rank == 0 and (step % config.log_every == 0 or step + 1 == config.steps):
             _append_log(log_path, row)
         out_of_time = config.max_minutes is not None and time.perf_counter() - started > 60 * config.max_minutes

@@ -1,0 +1,60 @@
+"""Encoding a prepared dataset into PhraseVAE latents (posterior means), cached on disk."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from musemorphic.data.dataset import PhraseDataset
+from musemorphic.data.phrase_batches import PhraseBatcher
+from musemorphic.models.phrase_vae import PhraseVAE
+
+
+@torch.no_grad()
+def encode_phrases(
+    model: PhraseVAE,
+    dataset: PhraseDataset,
+    batch_size: int = 256,
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
+    """mu of every phrase of `dataset` (its split order): (n_phrases, Z) float32.
+
+    Phrases longer than the codec's max_len are cut to it (they are rare; see the
+    evaluation's `too_long_bars`).
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    batcher = PhraseBatcher(dataset, max_len=1 << 30)  # keep every phrase
+    order = np.argsort(np.diff(dataset.shard.offsets)[dataset.phrase_indices], kind="stable")  # short first
+    out = np.zeros((len(dataset), model.config.d_latent), dtype=np.float32)
+    for start in range(0, len(order), batch_size):
+        chosen = order[start : start + batch_size]
+        ids = batcher.encode(chosen)[:, : model.config.max_len].to(device)  # (B, T)
+        mu, _ = model.encode(ids)
+        out[chosen] = mu.float().cpu().numpy()
+        if progress is not None:
+            progress(min(start + batch_size, len(order)), len(order))
+    return out
+
+
+def cached_latents(
+    model: PhraseVAE,
+    codec_dir: Path,
+    dataset_dir: Path,
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
+    """Latents of all phrases of a dataset (split=None order), computed once per codec."""
+    weights = (Path(codec_dir) / "model.safetensors").read_bytes()
+    digest = hashlib.sha1(weights).hexdigest()[:12]
+    path = Path(dataset_dir) / f"latents-{digest}.npy"
+    if path.exists():
+        return np.load(path)
+    latents = encode_phrases(model, PhraseDataset(dataset_dir, split=None), progress=progress)
+    tmp = path.with_name(path.name + ".tmp.npy")
+    np.save(tmp, latents.astype(np.float16))
+    tmp.replace(path)
+    return np.load(path)

@@ -1,0 +1,100 @@
+"""LatentMamba: parity of parallel and recurrent paths, controls, windows, training."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from musemorphic.models.latent_mamba import CONTROL_NAMES, LatentMamba, latent_mamba_config
+from musemorphic.training.latent_mamba import LatentMambaTask, LatentSongWindows, build_latent_mamba, load_latent_mamba
+from musemorphic.training.loop import TrainConfig, make_optimizer, train
+
+
+def _model(head="gmm") -> LatentMamba:
+    torch.manual_seed(0)
+    return LatentMamba(latent_mamba_config("tiny", d_latent=6, head=head, styles=["pop", "jazz"]))
+
+
+def test_recurrent_steps_equal_the_parallel_forward():
+    model = _model().eval()
+    B, L = 2, 9
+    latents = torch.randn(B, L, 6)
+    tracks = torch.tensor([[0, 1, 2] * 3] * B)
+    programs = torch.tensor([[0, 33, -1] * 3] * B)
+    controls = torch.tensor([[3, 21, 0, 2, 1], [-1, -1, -1, -1, -1]])
+    with torch.no_grad():
+        full = model(controls, latents, tracks, programs)
+        reference = model(controls, latents, tracks, programs, reference=True)
+        states = model.start(controls)
+        previous = torch.zeros(B, 6)
+        steps = []
+        for t in range(L):
+            out, states = model.step(previous, tracks[:, t], programs[:, t], states)
+            steps.append(out)
+            previous = latents[:, t]
+    for i in range(3):
+        stepped = torch.stack([s[i] for s in steps], dim=1)
+        torch.testing.assert_close(stepped, full[i], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(reference[i], full[i], atol=1e-5, rtol=1e-5)
+
+
+def test_controls_change_the_prediction_and_unspecified_is_its_own_class():
+    model = _model().eval()
+    latents = torch.randn(1, 3, 6)
+    tracks = torch.zeros(1, 3, dtype=torch.long)
+    programs = torch.zeros(1, 3, dtype=torch.long)
+    outs = [model(torch.tensor([c]), latents, tracks, programs)[1] for c in ([0, 0, 0, 0, 0], [7, 0, 0, 0, 0], [-1] * 5)]
+    assert not torch.allclose(outs[0], outs[1]) and not torch.allclose(outs[0], outs[2])
+    assert len(CONTROL_NAMES) == 5
+
+
+def test_mse_head_regresses_and_samples_its_mean():
+    model = _model("mse").eval()
+    pred = model(torch.full((1, 5), -1), torch.randn(1, 4, 6), torch.zeros(1, 4, dtype=torch.long), torch.zeros(1, 4, dtype=torch.long))
+    assert pred.shape == (1, 4, 6)
+    assert torch.equal(model.sample(pred, temperature=1.0), pred)
+    with pytest.raises(ValueError, match="head"):
+        LatentMamba(latent_mamba_config("tiny", head="flow"))
+
+
+def test_a_logs_are_not_decayed():
+    model = _model()
+    decay, _ = make_optimizer(model, TrainConfig(out_dir="unused")).param_groups
+    assert not any(p is block.A_log for block in model.backbone.blocks for p in decay["params"])
+
+
+def test_windows_follow_the_slot_order(fixture_dataset):
+    model = build_latent_mamba(fixture_dataset, "tiny", d_latent=4)
+    latents = np.arange(len(fixture_dataset) * 4, dtype=np.float32).reshape(-1, 4)  # row i holds 4i..4i+3
+    windows = LatentSongWindows(fixture_dataset, latents, model.config, window_slots=12)
+    rows, programs, _ = windows.songs[0]
+    got, tracks, progs, _ = windows.window(0, 2, 2)
+    n_tracks = rows.shape[1]
+    assert tracks.tolist() == list(range(n_tracks)) * 2
+    assert progs.tolist() == programs.tolist() * 2
+    expected_rows = [rows[b, t] for b in (2, 3) for t in range(n_tracks)]
+    assert got[:, 0].tolist() == [4.0 * r for r in expected_rows]
+    batch = windows.sample(3, seed=0, rank=0, step=0)
+    assert batch["latents"].shape[0] == 3 and batch["mask"].sum() > 0
+    assert torch.equal(batch["controls"], windows.sample(3, seed=0, rank=0, step=0)["controls"])
+
+
+def test_tiny_model_trains_and_reloads(fixture_dataset, tmp_path):
+    torch.manual_seed(0)
+    model = build_latent_mamba(fixture_dataset, "tiny", d_latent=8)
+    latents = np.random.default_rng(0).normal(size=(len(fixture_dataset), 8)).astype(np.float32)
+    windows = LatentSongWindows(fixture_dataset, latents, model.config, window_slots=48)
+    task = LatentMambaTask(model, windows, batch_size=4, seed=0, codec_config={"kind": "test"})
+    result = train(task, TrainConfig(out_dir=str(tmp_path), steps=30, lr=3e-3, warmup_steps=3, checkpoint_every=30))
+    losses = [result.losses[s] for s in range(30)]
+    assert np.mean(losses[-5:]) < np.mean(losses[:5])
+    again, codec = load_latent_mamba(tmp_path / "checkpoint")
+    assert codec == {"kind": "test"}
+    batch = task.batch(0, 0)
+    model.eval()
+    with torch.no_grad():
+        a = model(batch["controls"], batch["latents"], batch["tracks"], batch["programs"])
+        b = again(batch["controls"], batch["latents"], batch["tracks"], batch["programs"])
+    for x, y in zip(a, b):
+        torch.testing.assert_close(x, y, rtol=0, atol=0)
