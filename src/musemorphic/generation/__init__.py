@@ -1,0 +1,1 @@
+"""Driving priors and codecs: unconditional, controlled, continued and endless generation."""

@@ -1,0 +1,201 @@
+"""Music from a prior and a codec: unconditional, controlled, continued, endless.
+
+The prior runs in recurrent mode: its state has a fixed size, and nothing generated is
+kept once written, so a run of any length uses the same memory. Every bar is drawn slot by
+slot (track by track), its latents are decoded by the PhraseVAE, and its notes go to a
+`StreamingMidiWriter` that makes the file valid after every chunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from musemorphic.data import controls as ctl
+from musemorphic.data.midi_io import load_score
+from musemorphic.data.tokenizer import PhraseTokenizer
+from musemorphic.evaluation.phrase_vae import is_valid_phrase, phrase_to_base
+from musemorphic.generation.bars import bar_notes, bar_ticks, first_tempo
+from musemorphic.generation.midi_writer import StreamingMidiWriter
+from musemorphic.models.latent_mamba import LatentMamba
+from musemorphic.models.phrase_vae import PhraseVAE
+from musemorphic.training.latent_mamba import SongControlsEncoder
+
+TPQ = 480
+DEFAULT_TEMPO = 120.0
+
+
+@dataclass
+class Request:
+    """What to generate. Controls left as None are unspecified (the model chooses)."""
+
+    bars: int | None = 32  # None: until interrupted
+    tempo: str | None = None  # BPM ("96") or a tempo class name
+    key: str | None = None  # "D minor", "F#", ...
+    time_signature: str | None = None  # "3/4"
+    density: str | None = None  # low, medium, high
+    style: str | None = None
+    programs: list[int] | None = None  # track layout; default: the prior's most common one
+    prompt: Path | None = None  # a MIDI file to continue
+    temperature: float = 1.0
+    seed: int = 0
+
+
+@dataclass
+class GeneratedBar:
+    index: int
+    time_signature: tuple[int, int]
+    phrases: list[list[int]]  # base ids per track, starting with Bar
+    invalid_tracks: list[int] = field(default_factory=list)  # decoded ungrammatical: left silent
+
+
+class MusicGenerator:
+    def __init__(self, codec: PhraseVAE, tokenizer: PhraseTokenizer, prior: LatentMamba, default_programs: list[int]):
+        self.codec, self.tokenizer, self.prior = codec.eval(), tokenizer, prior.eval()
+        self.default_programs = default_programs
+        self.device = next(prior.parameters()).device
+
+    # ---- controls ------------------------------------------------------------------
+    def control_classes(self, request: Request) -> list[int]:
+        if request.time_signature is not None:
+            num, den = ctl.parse_time_signature(request.time_signature)
+            if f"{num}/{den}" not in self.prior.config.time_signatures:
+                raise ValueError(f"time signature {num}/{den} is not one the model knows: {self.prior.config.time_signatures}")
+        if request.style is not None and request.style not in self.prior.config.styles:
+            raise ValueError(f"style {request.style!r} is not one the model knows: {self.prior.config.styles}")
+        return SongControlsEncoder(self.prior.config).encode(
+            requested_bpm(request.tempo),
+            ctl.parse_key(request.key) if request.key else -1,
+            request.time_signature and "/".join(map(str, ctl.parse_time_signature(request.time_signature))),
+            ctl.parse_density(request.density) if request.density else -1,
+            request.style,
+        )
+
+    # ---- bars ----------------------------------------------------------------------
+    @torch.no_grad()
+    def bars(self, request: Request) -> Iterator[GeneratedBar]:
+        """Generated bars, one at a time, forever when request.bars is None."""
+        generator = torch.Generator().manual_seed(request.seed)
+        controls = torch.tensor([self.control_classes(request)], device=self.device)
+        states = self.prior.start(controls)
+        previous = torch.zeros(1, self.prior.config.d_latent, device=self.device)
+        programs = request.programs or self.default_programs
+        if request.prompt is not None:
+            prompt_latents, programs = self._prompt_latents(request.prompt)
+            for bar in prompt_latents:  # (n_tracks, Z) per bar
+                for track, z in enumerate(bar):
+                    _, states = self._step(previous, track, programs[track], states)
+                    previous = z[None]
+        if len(programs) > self.prior.config.max_tracks:
+            raise ValueError(f"{len(programs)} tracks; the model handles at most {self.prior.config.max_tracks}")
+        requested_ts = ctl.parse_time_signature(request.time_signature) if request.time_signature else None
+        index = 0
+        while request.bars is None or index < request.bars:
+            latents = []
+            for track, program in enumerate(programs):
+                prediction, states = self._step(previous, track, program, states)
+                previous = self.prior.sample(prediction, request.temperature, generator).float()
+                latents.append(previous[0])
+            yield self._decode_bar(index, torch.stack(latents), programs, requested_ts)
+            index += 1
+
+    def _step(self, previous, track: int, program: int, states):
+        t = torch.tensor([track], device=self.device)
+        p = torch.tensor([program], device=self.device)
+        return self.prior.step(previous, t, p, states)
+
+    def _decode_bar(self, index: int, latents: torch.Tensor, programs: list[int], requested_ts) -> GeneratedBar:
+        tok = self.tokenizer
+        decoded = self.codec.generate(latents.to(next(self.codec.parameters()).device))
+        phrases, invalid = [], []
+        for track, ids in enumerate(decoded):
+            if is_valid_phrase(tok, ids):
+                phrases.append(phrase_to_base(tok, ids)[1:])
+            else:
+                phrases.append([tok.bar_id])
+                invalid.append(track)
+        time_signature = requested_ts or _majority_time_signature(tok, phrases)
+        return GeneratedBar(index, time_signature, phrases, invalid)
+
+    @torch.no_grad()
+    def _prompt_latents(self, path: Path) -> tuple[torch.Tensor, list[int]]:
+        """(n_bars, n_tracks, Z) codec latents of a MIDI prompt, and its programs."""
+        tok = self.tokenizer
+        song = tok.encode_song(load_score(path))
+        if not song.tracks:
+            raise ValueError(f"{path}: the prompt holds no notes")
+        programs = [t.program for t in song.tracks]
+        seqs = [[tok.program_ids[t.program], *ids, tok.eos_id] for t in song.tracks for ids in tok.bpe_encode(t.bars)]
+        batch = torch.full((len(seqs), max(map(len, seqs))), tok.pad_id, dtype=torch.long)
+        for row, seq in enumerate(seqs):
+            batch[row, : len(seq)] = torch.tensor(seq)
+        mu, _ = self.codec.encode(batch[:, : self.codec.config.max_len].to(next(self.codec.parameters()).device))
+        grid = mu.view(len(programs), song.n_bars, -1).transpose(0, 1)  # (n_bars, n_tracks, Z)
+        return grid.to(self.device), programs
+
+    # ---- MIDI ----------------------------------------------------------------------
+    def write(self, request: Request, path: str | Path, chunk_bars: int = 8, stream: bool = True) -> dict:
+        """Generate into a MIDI file; with `stream` the file is valid after every chunk.
+
+        A KeyboardInterrupt ends generation cleanly, leaving a valid file.
+        """
+        programs = request.programs or self.default_programs
+        if request.prompt is not None:
+            programs = [t.program for t in self.tokenizer.encode_song(load_score(request.prompt)).tracks]
+        tempo = requested_bpm(request.tempo)
+        written = invalid = 0
+        tick = 0
+        previous_ts = None
+        with StreamingMidiWriter(path, TPQ, programs) as writer:
+            try:
+                for bar in self.bars(request):
+                    if bar.index == 0:
+                        decoded = (first_tempo(self.tokenizer.token_names(p)) for p in bar.phrases)
+                        tempo = tempo or next((t for t in decoded if t), DEFAULT_TEMPO)
+                        writer.tempo(0, tempo)
+                    if bar.time_signature != previous_ts:
+                        writer.time_signature(tick, *bar.time_signature)
+                        previous_ts = bar.time_signature
+                    length = bar_ticks(TPQ, bar.time_signature)
+                    for track, phrase in enumerate(bar.phrases):
+                        _, notes = bar_notes(self.tokenizer.token_names(phrase), TPQ)
+                        for n in notes:
+                            if n.start < length:
+                                writer.note(track, tick + n.start, n.duration, n.pitch, n.velocity)
+                    tick += length
+                    written += 1
+                    invalid += len(bar.invalid_tracks)
+                    if stream and written % chunk_bars == 0:
+                        writer.flush(until=tick)
+            except KeyboardInterrupt:
+                pass
+        return {"path": str(path), "bars": written, "tracks": len(programs), "tempo": tempo, "silenced_phrases": invalid}
+
+
+def requested_bpm(tempo: str | None) -> float | None:
+    """BPM of a tempo request: the number itself, or the middle of a named tempo class."""
+    if tempo is None:
+        return None
+    try:
+        return float(tempo)
+    except ValueError:
+        cls = ctl.parse_tempo(tempo)  # raises with the accepted names
+        edges = (40.0, *ctl.TEMPO_CLASS_EDGES, 200.0)
+        return (edges[cls] + edges[cls + 1]) / 2
+
+
+def _majority_time_signature(tok: PhraseTokenizer, phrases: list[list[int]]) -> tuple[int, int]:
+    found = []
+    for phrase in phrases:
+        names = tok.token_names(phrase[:2])
+        if len(names) > 1 and names[1].startswith("TimeSig_"):
+            num, den = names[1].split("_")[1].split("/")
+            found.append((int(num), int(den)))
+    if not found:
+        return (4, 4)
+    values, counts = np.unique(np.array(found), axis=0, return_counts=True)
+    return tuple(int(x) for x in values[counts.argmax()])
