@@ -140,6 +140,101 @@ def train_phrase_vae(
     console.print(f"{state} after {result.steps_done} steps; checkpoint: {out / 'checkpoint'}; log: {out / 'log.csv'}")
 
 
+@train_app.command("latent-mamba")
+def train_latent_mamba(
+    data: Path = typer.Option(..., help="A folder made by `musemorphic prepare`."),
+    codec: Path = typer.Option(..., help="PhraseVAE checkpoint folder whose latents the prior learns."),
+    out: Path = typer.Option(Path("runs/latent_mamba"), "-o", "--out", help="Run folder (resumes if it holds a checkpoint)."),
+    preset: str = typer.Option("small", help="tiny, small, or full (the seed's 8 x 256)."),
+    head: str = typer.Option("gmm", help="gmm (a sampled Gaussian mixture) or mse (the regression baseline)."),
+    steps: int = typer.Option(2000, help="Optimizer steps."),
+    batch_size: int = typer.Option(16, help="Song windows per step."),
+    window: int = typer.Option(256, help="Slots (bar x track latents) per training window."),
+    lr: float = typer.Option(1e-3, help="Peak learning rate."),
+    seed: int = typer.Option(0, help="Seed for weights and batches."),
+    minutes: Optional[float] = typer.Option(None, help="Stop with a checkpoint after this much wall time."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, ..."),
+    threads: int = typer.Option(1, help="CPU threads for torch."),
+) -> None:
+    """Train LatentMamba on the phrase latents of a dataset (encoded once and cached)."""
+    import collections
+
+    import torch
+
+    from musemorphic.data.dataset import PhraseDataset
+    from musemorphic.training.latent_mamba import LatentMambaTask, LatentSongWindows, build_latent_mamba
+    from musemorphic.training.latents import cached_latents
+    from musemorphic.training.loop import TrainConfig, train
+    from musemorphic.training.phrase_vae import load_phrase_vae
+
+    torch.set_num_threads(threads)
+    codec_model, _ = load_phrase_vae(codec)
+    with _progress_bar("encoding phrases") as bar:
+        job = bar.add_task("encoding", total=None, rate="")
+        latents = cached_latents(codec_model, codec, data, progress=lambda d, t: bar.update(job, completed=d, total=t))
+    dataset = PhraseDataset(data, split=None)
+    train_split = PhraseDataset(data, split="train")
+    torch.manual_seed(seed)
+    model = build_latent_mamba(dataset, preset, head=head, d_latent=codec_model.config.d_latent)
+    windows = LatentSongWindows(train_split, latents, model.config, window_slots=window)
+    layouts = collections.Counter(tuple(s["programs"]) for s in train_split.songs)
+    record = {"model": codec_model.config.to_dict(), "default_programs": list(layouts.most_common(1)[0][0])}
+    task = LatentMambaTask(model, windows, batch_size=batch_size, seed=seed, codec_config=record)
+    config = TrainConfig(out_dir=str(out), steps=steps, batch_size=batch_size, lr=lr, seed=seed,
+                         max_minutes=minutes, device=device, warmup_steps=min(200, steps // 10))
+    n_params = sum(p.numel() for p in model.parameters())
+    console.print(f"LatentMamba {preset} ({head}): {n_params / 1e6:.2f}M parameters; {len(windows.songs)} songs; {out}")
+    with _progress_bar("training") as bar:
+        job = bar.add_task("training", total=steps, rate="")
+        result = train(task, config, progress=lambda d, t, row: bar.update(job, completed=d, rate=f"loss {row['loss']:.3f}"))
+    console.print(f"{result.steps_done} steps; checkpoint: {out / 'checkpoint'}; log: {out / 'log.csv'}")
+
+
+@app.command()
+def generate(
+    out: Path = typer.Option(Path("song.mid"), "-o", "--out", help="MIDI file to write."),
+    bars: int = typer.Option(32, help="Bars to generate (ignored with --stream)."),
+    stream: bool = typer.Option(False, "--stream", help="Generate until interrupted (Ctrl-C), writing as it goes."),
+    tempo: Optional[str] = typer.Option(None, help="BPM, e.g. 96, or a class: largo ... presto."),
+    key: Optional[str] = typer.Option(None, help='e.g. "D minor", "F#", "Bbm".'),
+    time_signature: Optional[str] = typer.Option(None, help="e.g. 3/4."),
+    density: Optional[str] = typer.Option(None, help="low, medium or high."),
+    style: Optional[str] = typer.Option(None, help="A style the model was trained with (its corpus folders)."),
+    prompt: Optional[Path] = typer.Option(None, help="A MIDI file to continue."),
+    programs: Optional[str] = typer.Option(None, help="Track layout as GM programs, e.g. 0,33,-1 (-1 = drums)."),
+    temperature: float = typer.Option(1.0, help="Sampling temperature of the prior (0 = most likely)."),
+    seed: int = typer.Option(0, help="Same seed, same music."),
+    plot: bool = typer.Option(False, "--plot", help="Also write a piano-roll PNG next to the MIDI file."),
+    codec: Optional[Path] = typer.Option(None, help="PhraseVAE checkpoint (default: the shipped one)."),
+    prior: Optional[Path] = typer.Option(None, help="LatentMamba checkpoint (default: the shipped one)."),
+    chunk_bars: int = typer.Option(8, help="Bars between writes of the MIDI file."),
+) -> None:
+    """Write new music: unconditional, controlled, continued, or endless."""
+    import torch
+
+    from musemorphic.generation.generate import MusicGenerator, Request
+
+    torch.set_num_threads(1)
+    generator = MusicGenerator.load(codec or _shipped_model("phrase_vae"), prior or _shipped_model("latent_mamba"))
+    request = Request(
+        bars=None if stream else bars, tempo=tempo, key=key, time_signature=time_signature, density=density,
+        style=style, prompt=prompt, temperature=temperature, seed=seed,
+        programs=[int(p) for p in programs.split(",")] if programs else None,
+    )
+    try:
+        generator.control_classes(request)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from err
+    if stream:
+        console.print("streaming: press Ctrl-C to stop; the file is valid after every chunk")
+    summary = generator.write(request, out, chunk_bars=chunk_bars)
+    console.print(f"wrote {summary['path']}: {summary['bars']} bars, {summary['tracks']} tracks, {summary['tempo']:.0f} BPM")
+    if plot:
+        from musemorphic.evaluation.plots import piano_roll_png
+
+        console.print(f"piano roll: {piano_roll_png(out, out.with_suffix('.png'))}")
+
+
 @eval_app.command("phrase-vae")
 def eval_phrase_vae(
     checkpoint: Optional[Path] = typer.Argument(None, help="Checkpoint folder (default: the shipped model)."),

@@ -8,7 +8,7 @@ slot (track by track), its latents are decoded by the PhraseVAE, and its notes g
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +23,8 @@ from musemorphic.generation.bars import bar_notes, bar_ticks, first_tempo
 from musemorphic.generation.midi_writer import StreamingMidiWriter
 from musemorphic.models.latent_mamba import LatentMamba
 from musemorphic.models.phrase_vae import PhraseVAE
-from musemorphic.training.latent_mamba import SongControlsEncoder
+from musemorphic.training.latent_mamba import SongControlsEncoder, load_latent_mamba
+from musemorphic.training.phrase_vae import load_phrase_vae
 
 TPQ = 480
 DEFAULT_TEMPO = 120.0
@@ -58,6 +59,15 @@ class MusicGenerator:
         self.codec, self.tokenizer, self.prior = codec.eval(), tokenizer, prior.eval()
         self.default_programs = default_programs
         self.device = next(prior.parameters()).device
+
+    @classmethod
+    def load(cls, codec_dir: str | Path, prior_dir: str | Path, device: str = "cpu") -> MusicGenerator:
+        """Codec and prior from their checkpoint folders (the prior records which codec it learned)."""
+        codec, tokenizer = load_phrase_vae(codec_dir)
+        prior, record = load_latent_mamba(prior_dir)
+        if record.get("model") != codec.config.to_dict():
+            raise ValueError(f"{prior_dir} was trained on the latents of another codec than {codec_dir}")
+        return cls(codec.to(device), tokenizer, prior.to(device), record["default_programs"])
 
     # ---- controls ------------------------------------------------------------------
     def control_classes(self, request: Request) -> list[int]:
@@ -138,10 +148,18 @@ class MusicGenerator:
         return grid.to(self.device), programs
 
     # ---- MIDI ----------------------------------------------------------------------
-    def write(self, request: Request, path: str | Path, chunk_bars: int = 8, stream: bool = True) -> dict:
+    def write(
+        self,
+        request: Request,
+        path: str | Path,
+        chunk_bars: int = 8,
+        stream: bool = True,
+        on_bar: Callable[[GeneratedBar], None] | None = None,
+    ) -> dict:
         """Generate into a MIDI file; with `stream` the file is valid after every chunk.
 
-        A KeyboardInterrupt ends generation cleanly, leaving a valid file.
+        A KeyboardInterrupt ends generation cleanly, leaving a valid file. `on_bar` is
+        called after each bar is written (progress, measurements).
         """
         programs = request.programs or self.default_programs
         if request.prompt is not None:
@@ -171,6 +189,8 @@ class MusicGenerator:
                     invalid += len(bar.invalid_tracks)
                     if stream and written % chunk_bars == 0:
                         writer.flush(until=tick)
+                    if on_bar is not None:
+                        on_bar(bar)
             except KeyboardInterrupt:
                 pass
         return {"path": str(path), "bars": written, "tracks": len(programs), "tempo": tempo, "silenced_phrases": invalid}

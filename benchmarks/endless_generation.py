@@ -1,0 +1,133 @@
+"""Endless generation: memory and speed of LatentMamba + PhraseVAE over a long run,
+against a token-level transformer with a KV cache generating the same bars.
+
+EVALUATION.md, "Endless generation": process RSS sampled every 500 bars (and at bar 100)
+of one run of `--bars` bars written to a streaming MIDI file; wall ms per bar (p50, p99)
+and the real-time factor (seconds of music / seconds of compute). The baseline is a
+decoder-only transformer (the package's Pre-LN blocks with KV cache) of about the same
+parameter count as prior + codec, generating `tokens_per_bar` tokens per bar, where
+tokens_per_bar is the mean number of BPE tokens in a bar (all tracks) of the codec's data;
+its cache grows with the music, so its cost per bar does too.
+
+    OMP_NUM_THREADS=1 python benchmarks/endless_generation.py --bars 10000 \
+        --codec runs/phrase_vae_small/checkpoint --prior runs/latent_mamba_small/checkpoint
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+import torch
+from torch import nn
+
+from common import machine
+from musemorphic.generation.bars import bar_ticks
+from musemorphic.generation.generate import TPQ, MusicGenerator, Request
+from musemorphic.nn.transformer import KVCache, Transformer
+
+
+def rss_mb() -> float:
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def run_latent_mamba(generator: MusicGenerator, n_bars: int, seed: int) -> dict:
+    times, rss, music_seconds = [], {}, 0.0
+    last = time.perf_counter()
+    tempo = {}
+
+    def on_bar(bar) -> None:
+        nonlocal last, music_seconds
+        now = time.perf_counter()
+        times.append(now - last)
+        last = now
+        quarters = bar_ticks(TPQ, bar.time_signature) / TPQ
+        music_seconds += quarters * 60.0 / tempo.setdefault("bpm", 120.0)
+        done = bar.index + 1
+        if done == 100 or done % 500 == 0:
+            rss[done] = round(rss_mb(), 1)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        summary = generator.write(Request(bars=n_bars, seed=seed), Path(tmp) / "endless.mid", on_bar=on_bar)
+        tempo["bpm"] = summary["tempo"]
+    ms = sorted(1000 * t for t in times)
+    return {
+        "bars": summary["bars"],
+        "ms_per_bar_p50": round(statistics.median(ms), 2),
+        "ms_per_bar_p99": round(ms[int(0.99 * (len(ms) - 1))], 2),
+        "real_time_factor": round(music_seconds / sum(times), 1),
+        "rss_mb": rss,
+        "rss_growth_mb_100_to_end": round(rss[max(rss)] - rss[100], 1) if 100 in rss else None,
+        "silenced_phrases": summary["silenced_phrases"],
+    }
+
+
+class TokenTransformer(nn.Module):
+    def __init__(self, vocab: int, d_model: int, n_layers: int, n_heads: int, max_len: int):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, d_model)
+        self.pos = nn.Embedding(max_len, d_model)
+        self.blocks = Transformer(n_layers, d_model, n_heads, sigma_reparam=False)
+        self.head = nn.Linear(d_model, vocab)
+
+    @torch.no_grad()
+    def step(self, token: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        pos = torch.tensor([cache.length])
+        x = self.embed(token)[:, None] + self.pos(pos)
+        return self.head(self.blocks(x, causal=True, cache=cache))[:, -1]
+
+
+def run_transformer(n_params_target: int, vocab: int, tokens_per_bar: int, n_bars: int, seed: int) -> dict:
+    d_model, n_heads = 256, 4
+    n_layers = max(1, round((n_params_target - 2 * vocab * d_model) / (12 * d_model**2)))
+    model = TokenTransformer(vocab, d_model, n_layers, n_heads, max_len=tokens_per_bar * n_bars + 1).eval()
+    generator = torch.Generator().manual_seed(seed)
+    cache = KVCache()
+    token = torch.tensor([1])
+    times, rss = [], {}
+    for bar in range(n_bars):
+        start = time.perf_counter()
+        for _ in range(tokens_per_bar):
+            logits = model.step(token, cache)
+            token = torch.multinomial(torch.softmax(logits, -1), 1, generator=generator)[:, 0]
+        times.append(time.perf_counter() - start)
+        if bar + 1 in (10, 100) or (bar + 1) % 100 == 0:
+            rss[bar + 1] = round(rss_mb(), 1)
+    ms = [1000 * t for t in times]
+    return {
+        "bars": n_bars,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "layers": n_layers,
+        "tokens_per_bar": tokens_per_bar,
+        "ms_per_bar_first_10": round(statistics.median(ms[:10]), 2),
+        "ms_per_bar_last_10": round(statistics.median(ms[-10:]), 2),
+        "rss_mb": rss,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--codec", type=Path, required=True)
+    parser.add_argument("--prior", type=Path, required=True)
+    parser.add_argument("--bars", type=int, default=10_000)
+    parser.add_argument("--baseline-bars", type=int, default=300)
+    parser.add_argument("--tokens-per-bar", type=int, default=60)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    generator = MusicGenerator.load(args.codec, args.prior)
+    n_params = sum(p.numel() for p in generator.prior.parameters()) + sum(p.numel() for p in generator.codec.parameters())
+    ours = run_latent_mamba(generator, args.bars, args.seed)
+    ours_short = run_latent_mamba(generator, args.baseline_bars, args.seed)
+    baseline = run_transformer(n_params, generator.tokenizer.vocab_size, args.tokens_per_bar, args.baseline_bars, args.seed)
+    print(json.dumps({"machine": machine(), "parameters_prior_plus_codec": n_params, "latent_mamba": ours,
+                      "latent_mamba_same_bars_as_baseline": ours_short, "token_transformer": baseline}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
