@@ -15,6 +15,7 @@ import torch
 
 from musemorphic.data.augment import Augmenter, AugmentConfig
 from musemorphic.data.dataset import PhraseDataset
+from musemorphic.data.tokenizer import PhraseTokenizer
 
 
 class PhraseBatcher:
@@ -67,9 +68,14 @@ class PhraseBatcher:
                 phrase = self.augmenter.apply(phrase, program, aug)
             bars.append(phrase.tolist())
             programs.append(program)
-        encoded = tok.bpe_encode(bars)
-        seqs = [[tok.program_ids[p], *ids, tok.eos_id] for p, ids in zip(programs, encoded, strict=True)]
-        batch = torch.full((len(seqs), max(map(len, seqs))), tok.pad_id, dtype=torch.long)
-        for row, seq in enumerate(seqs):
-            batch[row, : len(seq)] = torch.tensor(seq)
-        return batch
+        return codec_batch(tok, bars, programs)
+
+
+def codec_batch(tokenizer: PhraseTokenizer, bars: Sequence[Sequence[int]], programs: Sequence[int]) -> torch.Tensor:
+    """Base-id bars and their programs -> padded codec input (B, T): `Program_p BPE(bar) EOS`."""
+    encoded = tokenizer.bpe_encode(bars)
+    seqs = [[tokenizer.program_ids[p], *ids, tokenizer.eos_id] for p, ids in zip(programs, encoded, strict=True)]
+    batch = torch.full((len(seqs), max(map(len, seqs))), tokenizer.pad_id, dtype=torch.long)
+    for row, seq in enumerate(seqs):
+        batch[row, : len(seq)] = torch.tensor(seq)
+    return batch

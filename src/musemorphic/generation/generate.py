@@ -17,6 +17,7 @@ import torch
 
 from musemorphic.data import controls as ctl
 from musemorphic.data.midi_io import load_score
+from musemorphic.data.phrase_batches import codec_batch
 from musemorphic.data.tokenizer import PhraseTokenizer
 from musemorphic.evaluation.phrase_vae import is_valid_phrase, phrase_to_base
 from musemorphic.generation.bars import bar_notes, bar_ticks, first_tempo
@@ -139,10 +140,7 @@ class MusicGenerator:
         if not song.tracks:
             raise ValueError(f"{path}: the prompt holds no notes")
         programs = [t.program for t in song.tracks]
-        seqs = [[tok.program_ids[t.program], *ids, tok.eos_id] for t in song.tracks for ids in tok.bpe_encode(t.bars)]
-        batch = torch.full((len(seqs), max(map(len, seqs))), tok.pad_id, dtype=torch.long)
-        for row, seq in enumerate(seqs):
-            batch[row, : len(seq)] = torch.tensor(seq)
+        batch = codec_batch(tok, [bar for t in song.tracks for bar in t.bars], [t.program for t in song.tracks for _ in t.bars])
         mu, _ = self.codec.encode(batch[:, : self.codec.config.max_len].to(next(self.codec.parameters()).device))
         grid = mu.view(len(programs), song.n_bars, -1).transpose(0, 1)  # (n_bars, n_tracks, Z)
         return grid.to(self.device), programs
