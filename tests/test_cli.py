@@ -41,3 +41,39 @@ def test_prepare_names_a_missing_folder(tmp_path):
     result = runner.invoke(app, ["prepare", str(tmp_path / "nowhere"), "-o", str(tmp_path / "ds")])
     assert result.exit_code != 0
     assert "nowhere" in str(result.exception) or "nowhere" in result.output
+
+
+def _tiny_checkpoints(dataset, tmp_path):
+    """Untrained tiny codec and prior saved as the training recipes save them."""
+    import torch
+
+    from musemorphic.training.checkpoint import save_checkpoint
+    from musemorphic.training.latent_mamba import build_latent_mamba
+    from musemorphic.training.phrase_vae import build_phrase_vae
+
+    torch.manual_seed(0)
+    codec = build_phrase_vae(dataset.tokenizer, "tiny", d_latent=8)
+    prior = build_latent_mamba(dataset, "tiny", d_latent=8)
+    save_checkpoint(tmp_path / "codec", codec, {"kind": "phrase_vae", "model": codec.config.to_dict(), "tokenizer": dataset.tokenizer.to_json()})
+    record = {"model": codec.config.to_dict(), "default_programs": [0, 0]}
+    save_checkpoint(tmp_path / "prior", prior, {"kind": "latent_mamba", "model": prior.config.to_dict(), "codec": record})
+    return tmp_path / "codec", tmp_path / "prior"
+
+
+def test_generate_writes_midi_and_a_piano_roll(fixture_dataset, tmp_path):
+    codec, prior = _tiny_checkpoints(fixture_dataset, tmp_path)
+    out = tmp_path / "song.mid"
+    args = ["generate", "--codec", str(codec), "--prior", str(prior), "--bars", "4", "-o", str(out), "--plot"]
+    result = runner.invoke(app, args + ["--key", "D minor", "--tempo", "96"])
+    assert result.exit_code == 0, result.output
+    score = symusic.Score(str(out))
+    assert round(score.tempos[0].qpm) == 96
+    assert out.with_suffix(".png").stat().st_size > 1000
+    bad = runner.invoke(app, args + ["--key", "H major"])
+    assert bad.exit_code != 0 and "H major" in bad.output
+
+
+def test_generate_names_a_missing_model(tmp_path):
+    result = runner.invoke(app, ["generate", "--codec", str(tmp_path / "none"), "--prior", str(tmp_path / "none"), "-o", str(tmp_path / "x.mid")])
+    assert result.exit_code != 0
+    assert "none" in str(result.exception)
