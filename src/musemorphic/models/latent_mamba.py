@@ -21,12 +21,13 @@ Glossary: B batch, L slots, C controls (5), D model width, Z latent width.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from musemorphic.models.config import JsonConfig
 from musemorphic.nn.mamba import MambaStack
 from musemorphic.nn.mixture import GaussianMixtureHead
 
@@ -35,7 +36,7 @@ N_PROGRAMS = 129  # -1 (drums) .. 127, stored shifted by one
 
 
 @dataclass
-class LatentMambaConfig:
+class LatentMambaConfig(JsonConfig):
     d_latent: int = 64
     d_model: int = 192
     n_layers: int = 6
@@ -53,13 +54,6 @@ class LatentMambaConfig:
     def control_sizes(self) -> tuple[int, ...]:
         return (8, 24, len(self.time_signatures), 3, max(1, len(self.styles)))
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> LatentMambaConfig:
-        return cls(**d)
-
 
 PRESETS = {
     "tiny": dict(d_model=32, n_layers=2, d_state=8, n_components=2),
@@ -69,9 +63,7 @@ PRESETS = {
 
 
 def latent_mamba_config(preset: str, **overrides) -> LatentMambaConfig:
-    if preset not in PRESETS:
-        raise ValueError(f"unknown LatentMamba preset {preset!r}; choose from {sorted(PRESETS)}")
-    return LatentMambaConfig(**{**PRESETS[preset], **overrides})
+    return LatentMambaConfig.from_preset(PRESETS, preset, **overrides)
 
 
 class LatentMamba(nn.Module):

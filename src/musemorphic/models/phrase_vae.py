@@ -11,19 +11,20 @@ Glossary: B batch, T tokens, D model width, Z latent width, V vocabulary.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from musemorphic.models.config import JsonConfig
 from musemorphic.nn.bottleneck import QueryBottleneck
 from musemorphic.nn.fme import MusicFeatureEmbedding
 from musemorphic.nn.transformer import KVCache, Transformer
 
 
 @dataclass
-class PhraseVAEConfig:
+class PhraseVAEConfig(JsonConfig):
     vocab_size: int
     d_model: int = 192
     n_heads: int = 4
@@ -40,13 +41,6 @@ class PhraseVAEConfig:
     eos_id: int = 2
     mask_id: int = 3
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> PhraseVAEConfig:
-        return cls(**d)
-
 
 PRESETS = {
     "tiny": dict(d_model=64, n_heads=2, n_encoder_layers=1, n_decoder_layers=1, dropout=0.0),
@@ -56,9 +50,7 @@ PRESETS = {
 
 
 def phrase_vae_config(preset: str, **overrides) -> PhraseVAEConfig:
-    if preset not in PRESETS:
-        raise ValueError(f"unknown PhraseVAE preset {preset!r}; choose from {sorted(PRESETS)}")
-    return PhraseVAEConfig(**{**PRESETS[preset], **overrides})
+    return PhraseVAEConfig.from_preset(PRESETS, preset, **overrides)
 
 
 class TokenEmbedding(nn.Module):
