@@ -167,3 +167,21 @@ def test_clear_errors(tmp_path, trained):
     (target / "config.json").write_text("{not json")
     with pytest.raises(ValueError, match="config.json"):
         load_checkpoint(target)
+
+
+def test_exported_half_precision_copy_reloads_strictly(tmp_path):
+    from musemorphic.training.checkpoint import export_model
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.LayerNorm(8), nn.Linear(8, 2))
+    opt = torch.optim.AdamW(model.parameters())
+    save_checkpoint(tmp_path / "full", model, {"kind": "test"}, optimizer=opt, step=7)
+    export_model(tmp_path / "full", tmp_path / "shipped")
+    assert sorted(p.name for p in (tmp_path / "shipped").iterdir()) == ["config.json", "model.safetensors"]
+    shipped = load_checkpoint(tmp_path / "shipped")
+    assert shipped.step == 7 and shipped.config == {"kind": "test"}
+    assert all(t.dtype == torch.float16 for t in shipped.weights.values())
+    again = nn.Sequential(nn.Linear(4, 8), nn.LayerNorm(8), nn.Linear(8, 2))
+    again.load_state_dict(shipped.weights, strict=True)
+    assert again[0].weight.dtype == torch.float32
+    torch.testing.assert_close(again[0].weight, model[0].weight, atol=1e-3, rtol=1e-3)

@@ -24,8 +24,8 @@ def test_recurrent_steps_equal_the_parallel_forward():
     programs = torch.tensor([[0, 33, -1] * 3] * B)
     controls = torch.tensor([[3, 21, 0, 2, 1], [-1, -1, -1, -1, -1]])
     with torch.no_grad():
-        full = model(controls, latents, tracks, programs)
-        reference = model(controls, latents, tracks, programs, reference=True)
+        full = model(controls, latents, tracks, programs, scan="parallel")
+        reference = model(controls, latents, tracks, programs, scan="sequential")
         states = model.start(controls)
         previous = torch.zeros(B, 6)
         steps = []

@@ -44,15 +44,15 @@ def _block_and_input(chunk_size: int = 8):
 
 def test_block_fast_forward_equals_reference_forward():
     block, x = _block_and_input()
-    out, state = block(x)
-    out_ref, state_ref = block(x, reference=True)
+    out, state = block(x, scan="parallel")
+    out_ref, state_ref = block(x, scan="sequential")
     torch.testing.assert_close(out, out_ref, **TOL)
     _assert_states_close(state, state_ref)
 
 
 def test_block_steps_equal_the_full_forward():
     block, x = _block_and_input()
-    out, final = block(x)
+    out, final = block(x, scan="parallel")
     state = block.initial_state(B, x.device, x.dtype)
     steps = []
     for x_t in x.unbind(1):
@@ -64,7 +64,7 @@ def test_block_steps_equal_the_full_forward():
 
 def test_block_prefix_forward_then_steps_equal_the_full_forward():
     block, x = _block_and_input()
-    out, final = block(x)
+    out, final = block(x, scan="parallel")
     head, state = block(x[:, :20])  # the conv state carries inputs 17..19 across the boundary
     tail = []
     for x_t in x[:, 20:].unbind(1):
@@ -82,8 +82,8 @@ def test_stack_fast_reference_and_steps_agree():
     torch.manual_seed(0)
     stack = MambaStack(2, D, d_state=N, chunk_size=8)
     x = torch.randn(B, L, D)
-    out, finals = stack(x)
-    out_ref, finals_ref = stack(x, reference=True)
+    out, finals = stack(x, scan="parallel")
+    out_ref, finals_ref = stack(x, scan="sequential")
     torch.testing.assert_close(out, out_ref, **TOL)
     head, states = stack(x[:, :20])
     tail = []
@@ -105,9 +105,9 @@ def test_fast_and_reference_gradients_agree():
     x = torch.randn(B, L, D)
     target = torch.randn(B, L, D)
     grads = []
-    for reference in (False, True):
+    for scan in ("parallel", "sequential"):
         stack.zero_grad()
-        y, _ = stack(x, reference=reference)
+        y, _ = stack(x, scan=scan)
         ((y - target) ** 2).mean().backward()
         grads.append({name: p.grad.clone() for name, p in stack.named_parameters()})
     for name, grad in grads[0].items():
@@ -129,6 +129,12 @@ def test_cuda_kernel_equals_the_pytorch_scan():
     block, x = _block_and_input()
     block, x = block.cuda(), x.cuda()
     out, state = block(x)  # no initial state: mamba_ssm's selective_scan_fn
-    out_ref, state_ref = block(x, reference=True)
+    out_ref, state_ref = block(x, scan="sequential")
     torch.testing.assert_close(out, out_ref, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(state.ssm, state_ref.ssm, atol=1e-4, rtol=1e-4)
+
+
+def test_unknown_scan_is_refused():
+    block = MambaBlock(D, d_state=N)
+    with pytest.raises(ValueError, match="scan must be one of"):
+        block(torch.randn(1, 3, D), scan="magic")

@@ -148,8 +148,8 @@ def train_latent_mamba(
     preset: str = typer.Option("small", help="tiny, small, or full (the seed's 8 x 256)."),
     head: str = typer.Option("gmm", help="gmm (a sampled Gaussian mixture) or mse (the regression baseline)."),
     steps: int = typer.Option(2000, help="Optimizer steps."),
-    batch_size: int = typer.Option(16, help="Song windows per step."),
-    window: int = typer.Option(256, help="Slots (bar x track latents) per training window."),
+    batch_size: int = typer.Option(8, help="Song windows per step."),
+    window: int = typer.Option(192, help="Slots (bar x track latents) per training window."),
     lr: float = typer.Option(1e-3, help="Peak learning rate."),
     seed: int = typer.Option(0, help="Seed for weights and batches."),
     minutes: Optional[float] = typer.Option(None, help="Stop with a checkpoint after this much wall time."),
@@ -279,6 +279,22 @@ def _shipped_model(name: str) -> Path:
     if not path.is_dir():
         raise typer.BadParameter(f"no shipped {name} model in this installation ({path}); pass a CHECKPOINT folder")
     return path
+
+
+@app.command()
+def export(
+    checkpoint: Path = typer.Argument(..., help="A training checkpoint folder."),
+    out: Path = typer.Argument(..., help="Folder to write: weights (fp16) and config, no optimizer state."),
+    fp32: bool = typer.Option(False, "--fp32", help="Keep float32 weights."),
+) -> None:
+    """Make a shippable copy of a checkpoint (as the package's bundled models are made)."""
+    import torch
+
+    from musemorphic.training.checkpoint import export_model
+
+    export_model(checkpoint, out, torch.float32 if fp32 else torch.float16)
+    size = sum(p.stat().st_size for p in out.iterdir())
+    console.print(f"{out}: {size / 2**20:.1f} MiB")
 
 
 @app.command()

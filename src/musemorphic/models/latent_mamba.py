@@ -38,8 +38,8 @@ N_PROGRAMS = 129  # -1 (drums) .. 127, stored shifted by one
 @dataclass
 class LatentMambaConfig(JsonConfig):
     d_latent: int = 64
-    d_model: int = 192
-    n_layers: int = 6
+    d_model: int = 128
+    n_layers: int = 4
     d_state: int = 16
     d_conv: int = 4
     expand: int = 2
@@ -57,7 +57,7 @@ class LatentMambaConfig(JsonConfig):
 
 PRESETS = {
     "tiny": dict(d_model=32, n_layers=2, d_state=8, n_components=2),
-    "small": dict(d_model=192, n_layers=6),
+    "small": dict(d_model=128, n_layers=4),  # trains here: ~0.6M parameters
     "full": dict(d_model=256, n_layers=8),  # the seed's 8 x 256, d_state 16
 }
 
@@ -100,12 +100,12 @@ class LatentMamba(nn.Module):
         latents: torch.Tensor,  # (B, L, Z) targets, in slot order
         tracks: torch.Tensor,  # (B, L)
         programs: torch.Tensor,  # (B, L)
-        reference: bool = False,
+        scan: str = "auto",
     ):
         """Teacher-forced predictions for every slot (head outputs over (B, L))."""
         previous = F.pad(latents[:, :-1], (0, 0, 1, 0))  # (B, L, Z): zeros before the first slot
         x = torch.cat([self.control_tokens(controls), self.slot_inputs(previous, tracks, programs)], dim=1)
-        h, _ = self.backbone(x, reference=reference)  # (B, C + L, D)
+        h, _ = self.backbone(x, scan=scan)  # (B, C + L, D)
         return self.head(h[:, len(CONTROL_NAMES) :])
 
     def loss(self, prediction, latents: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

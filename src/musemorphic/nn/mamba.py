@@ -12,10 +12,14 @@ E = expand * D inner width, N = d_state state size, K = d_conv conv width, R = d
                      implementation, in place of ZOH's (exp(delta * A) - 1) / A * B_.
   h (B, E, N)        SSM state: h_t = dA_t * h_{t-1} + dBx_t,  y_t = sum_n h_t * C_t + D * x_t.
 
-Three scans agree (tests/test_mamba.py): `selective_scan` (chunked log-depth parallel scan, for
-training), `selective_scan_reference` (sequential loop) and `MambaBlock.step` (one token at a time).
-When `mamba_ssm` is installed and the tensors are on CUDA, `MambaBlock.forward` uses its fused
-`selective_scan_fn` kernel instead, unless an initial state is given (the kernel cannot take one).
+Three scans agree (tests/test_mamba.py): `selective_scan` (chunked log-depth parallel scan),
+`selective_scan_reference` (sequential loop over `unbind(1)`, never `x[:, t]`) and
+`MambaBlock.step` (one token at a time). `forward(scan=...)` picks one: "parallel",
+"sequential", or "auto" (default): on CUDA the fused `selective_scan_fn` kernel of `mamba_ssm`
+when installed (and no initial state is given; the kernel cannot take one), else the parallel
+scan; on CPU the sequential loop, which benchmarks/mamba_scan.py measures several times faster
+there than the parallel scan (whose log-depth passes pay off only with many cores) and lighter
+in memory.
 """
 
 from __future__ import annotations
@@ -31,6 +35,9 @@ try:
     from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
 except ImportError:
     selective_scan_fn = None
+
+
+SCANS = ("auto", "parallel", "sequential")
 
 
 @dataclass
@@ -142,7 +149,7 @@ class MambaBlock(nn.Module):
         self,
         x: torch.Tensor,  # (B, L, D)
         state: MambaState | None = None,
-        reference: bool = False,
+        scan: str = "auto",
     ) -> tuple[torch.Tensor, MambaState]:
         if state is None:
             conv_state, h0 = self.initial_state(x.shape[0], x.device, x.dtype).conv, None
@@ -152,7 +159,11 @@ class MambaBlock(nn.Module):
         u, conv_state = self._conv(u.transpose(1, 2), conv_state)  # (B, E, L), (B, E, K - 1)
         u = u.transpose(1, 2)  # (B, L, E)
         delta, B_, C_ = self._ssm_inputs(u)  # (B, L, E), (B, L, N), (B, L, N)
-        if selective_scan_fn is not None and x.is_cuda and h0 is None and not reference:
+        if scan not in SCANS:
+            raise ValueError(f"scan must be one of {SCANS}, got {scan!r}")
+        if scan == "auto":
+            scan = "parallel" if x.is_cuda else "sequential"
+        if selective_scan_fn is not None and x.is_cuda and h0 is None and scan == "parallel":
             y, h = selective_scan_fn(
                 u.transpose(1, 2).contiguous(),
                 delta.transpose(1, 2).contiguous(),
@@ -164,7 +175,7 @@ class MambaBlock(nn.Module):
             y = y.transpose(1, 2)  # (B, L, E)
         else:
             dA, dBx = self._discretise(u, delta, B_)  # 2 x (B, L, E, N)
-            if reference:
+            if scan == "sequential":
                 y, h = selective_scan_reference(dA, dBx, C_, h0)
             else:
                 y, h = selective_scan(dA, dBx, C_, h0, self.chunk_size)
@@ -202,12 +213,12 @@ class MambaStack(nn.Module):
         self,
         x: torch.Tensor,  # (B, L, D)
         states: list[MambaState] | None = None,
-        reference: bool = False,
+        scan: str = "auto",
     ) -> tuple[torch.Tensor, list[MambaState]]:
         states = states or [None] * len(self.blocks)
         new_states = []
         for block, state in zip(self.blocks, states):
-            x, state = block(x, state, reference)
+            x, state = block(x, state, scan)
             new_states.append(state)
         return self.ln_out(x), new_states  # (B, L, D)
 

@@ -49,14 +49,17 @@ class Checkpoint:
 
 def save_checkpoint(
     directory: Path,
-    model: nn.Module,
+    model: nn.Module | dict[str, Tensor],
     config: dict,
     *,
     optimizer: torch.optim.Optimizer | None = None,
     extra_state: dict | None = None,
     step: int = 0,
 ) -> Path:
-    """Write a checkpoint folder atomically, replacing any previous one; returns its path."""
+    """Write a checkpoint folder atomically, replacing any previous one; returns its path.
+
+    `model` is a module or its state dict.
+    """
     directory = Path(directory)
     if "step" in config:
         raise ValueError("config must not contain 'step': pass step= instead")
@@ -75,7 +78,8 @@ def save_checkpoint(
     tmp = directory.with_name(f"{directory.name}.tmp-{secrets.token_hex(4)}")
     tmp.mkdir()
     try:
-        save_file(_storable(model.state_dict()), tmp / WEIGHTS)
+        weights = model if isinstance(model, dict) else model.state_dict()
+        save_file(_storable(weights), tmp / WEIGHTS)
         (tmp / CONFIG).write_text(config_text)
         if state_text is not None:
             save_file(_storable(tensors), tmp / STATE_TENSORS)
@@ -94,6 +98,16 @@ def save_checkpoint(
     _fsync(directory.parent)
     shutil.rmtree(old, ignore_errors=True)
     return directory
+
+
+def export_model(source: Path, destination: Path, dtype: torch.dtype = torch.float16) -> Path:
+    """A weights-and-config copy of a checkpoint for shipping: no optimizer, floats cast to `dtype`.
+
+    Loading casts the weights back to the model's dtype (`load_state_dict` copies values).
+    """
+    checkpoint = load_checkpoint(source)
+    weights = {k: v.to(dtype) if v.is_floating_point() else v for k, v in checkpoint.weights.items()}
+    return save_checkpoint(destination, weights, checkpoint.config, step=checkpoint.step)
 
 
 def checkpoint_exists(directory: Path) -> bool:
