@@ -77,3 +77,15 @@ def test_generate_names_a_missing_model(tmp_path):
     result = runner.invoke(app, ["generate", "--codec", str(tmp_path / "none"), "--prior", str(tmp_path / "none"), "-o", str(tmp_path / "x.mid")])
     assert result.exit_code != 0
     assert "none" in str(result.exception)
+
+
+def test_shipped_models_generate_and_evaluate_offline(fixture_dataset_dir, tmp_path):
+    out = tmp_path / "song.mid"
+    result = runner.invoke(app, ["generate", "-o", str(out), "--bars", "4", "--seed", "1"])
+    assert result.exit_code == 0, result.output
+    assert symusic.Score(str(out)).note_num() > 0
+    result = runner.invoke(app, ["eval", "phrase-vae", "--data", str(fixture_dataset_dir), "--split", "train",
+                                 "--max-bars", "16", "--prior-samples", "4", "--json"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.output.strip().splitlines()[-1])
+    assert figures["bars"] + figures["empty_bars"] == 16 and 0 <= figures["note_f1"] <= 1
