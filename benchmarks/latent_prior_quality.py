@@ -27,11 +27,14 @@ from musemorphic.generation.generate import MusicGenerator, Request
 from musemorphic.training.latents import encode_phrases
 
 
-def real_means(codec, data: Path, split: str) -> np.ndarray:
+def real_means(codec, data: Path, split: str, limit: int = 12_000) -> np.ndarray:
+    """Posterior means of (a seeded sample of at most `limit`) non-empty phrases of a split."""
     dataset = PhraseDataset(data, split=split)
-    mu = encode_phrases(codec, dataset)
-    nonempty = dataset.shard.columns["phrase_n_notes"][dataset.phrase_indices] > 0
-    return mu[nonempty]
+    nonempty = np.flatnonzero(dataset.shard.columns["phrase_n_notes"][dataset.phrase_indices] > 0)
+    if len(nonempty) > limit:
+        nonempty = np.sort(np.random.default_rng(0).choice(nonempty, limit, replace=False))
+    dataset.phrase_indices = dataset.phrase_indices[nonempty]
+    return encode_phrases(codec, dataset)
 
 
 @torch.no_grad()

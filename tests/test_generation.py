@@ -108,3 +108,17 @@ def test_continuation_takes_the_prompt_layout(generator, tmp_path):
     summary = generator.write(Request(bars=3, prompt=prompt), tmp_path / "cont.mid")
     assert summary["tracks"] == 2 and summary["bars"] == 3
     assert symusic.Score(str(tmp_path / "cont.mid")).ticks_per_quarter == 480
+
+
+def test_interrupted_endless_run_leaves_a_valid_file(generator, tmp_path):
+    path = tmp_path / "endless.mid"
+
+    def interrupt_after_five(bar):
+        if bar.index == 4:
+            raise KeyboardInterrupt
+
+    summary = generator.write(Request(bars=None, seed=1), path, chunk_bars=2, on_bar=interrupt_after_five)
+    assert summary["bars"] == 5
+    score = symusic.Score(str(path))
+    assert score.note_num() > 0
+    assert max(n.time for t in score.tracks for n in t.notes) < 5 * bar_ticks(480, (4, 4)) + 1

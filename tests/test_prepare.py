@@ -243,3 +243,24 @@ def test_tokenizer_and_density_thresholds_travel_with_the_dataset(messy_dataset)
 def test_relative_path_names_the_corpus_root(tmp_path):
     src = MidiSource(root=tmp_path / "pop", path=tmp_path / "pop" / "a" / "b.mid")
     assert src.relative == "pop/a/b.mid"
+
+
+def test_song_level_augmentation_moves_all_pitched_tracks_together(messy_dataset):
+    from musemorphic.data.augment import AugmentConfig, Augmenter
+
+    out, _ = messy_dataset
+    data = PhraseDataset(out, split=None)
+    song = next(i for i, s in enumerate(data.shard.songs) if s["source"].endswith("format0_multichannel.mid"))
+    augmenter = Augmenter(data.tokenizer, AugmentConfig(velocity_scale=(1.0, 1.0), tempo_stretch=(1.0, 1.0)))
+    rng = np.random.default_rng(5)
+    grid, aug = data.augmented_song(song, augmenter, rng)
+    original = data.song_grid(song)
+    assert aug.transpose != 0
+    pitch = {i: int(t.split("_")[1]) for t, i in data.tokenizer.base_vocab.items() if t.startswith("Pitch_")}
+
+    def described(ids, shift=0):
+        return [("pitch", pitch[i] + shift) if i in pitch else ("token", i) for i in ids.tolist()]
+
+    for program, before, after in zip(data.shard.songs[song]["programs"], original, grid):
+        shift = 0 if program == -1 else aug.transpose
+        assert [described(bar, shift) for bar in before] == [described(bar) for bar in after]
