@@ -28,7 +28,7 @@ import numpy as np
 
 from musemorphic.data import controls
 from musemorphic.data.midi_io import Limits, MidiError, MidiSource, find_midi_files, load_score
-from musemorphic.data.shards import PreparedSong, build_shard, read_shard, write_shard
+from musemorphic.data.shards import PreparedSong, build_shard, read_shard_songs, write_shard
 from musemorphic.data.tokenizer import PhraseTokenizer, default_bpe_vocab_size
 
 SPLITS = ("train", "valid", "test")
@@ -205,7 +205,7 @@ class DatasetBuilder:
         self.sha1_to_source: dict[str, str] = {}
         self.n_shards = 0
         for path in self.shard_paths():
-            for song in read_shard(path).songs:
+            for song in read_shard_songs(path):
                 self.done_paths.add(song["path"])
                 self.sha1_to_source[song["sha1"]] = song["source"]
             self.n_shards += 1

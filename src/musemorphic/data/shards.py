@@ -135,6 +135,12 @@ def read_shard(path: Path) -> Shard:
         )
 
 
+def read_shard_songs(path: Path) -> list[dict]:
+    """Only the song metadata of a shard (npz members load lazily, so no tokens are read)."""
+    with np.load(path, allow_pickle=False) as z:
+        return json.loads(str(z["songs"]))
+
+
 def concat_shards(shards: list[Shard]) -> Shard:
     """One Shard over many, with song indices renumbered."""
     if not shards:
