@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from musemorphic.data.phrase_batches import PhraseBatcher
 from musemorphic.data.remi_grammar import BarNote, GrammarError, note_f1, parse_bar
-from musemorphic.evaluation.phrase_vae import evaluate_phrase_vae, is_valid_phrase, phrase_to_base
+from musemorphic.data.phrase_batches import PhraseBatcher, codec_ids_to_base
+from musemorphic.evaluation.phrase_vae import evaluate_phrase_vae, is_valid_phrase
 from musemorphic.models.phrase_vae import kl_per_dim, phrase_vae_config
 from musemorphic.training.loop import TrainConfig, train
 from musemorphic.training.phrase_vae import CurriculumConfig, PhraseVAETask, build_phrase_vae, span_mask
@@ -78,7 +78,7 @@ def test_tiny_preset_overfits_32_bars_exactly(fixture_dataset, tmp_path):
         decoded = model.generate(mu)
     tok = fixture_dataset.tokenizer
     targets = [row[: row.index(tok.eos_id)] for row in ids.tolist()]
-    exact = sum(phrase_to_base(tok, d) == phrase_to_base(tok, t) for d, t in zip(decoded, targets))
+    exact = sum(codec_ids_to_base(tok, d) == codec_ids_to_base(tok, t) for d, t in zip(decoded, targets))
     assert exact == 32
 
 

@@ -79,3 +79,8 @@ def codec_batch(tokenizer: PhraseTokenizer, bars: Sequence[Sequence[int]], progr
     for row, seq in enumerate(seqs):
         batch[row, : len(seq)] = torch.tensor(seq)
     return batch
+
+
+def codec_ids_to_base(tokenizer: PhraseTokenizer, ids: Sequence[int]) -> list[int]:
+    """Codec ids (Program, BPE bar tokens...) -> base ids (Program, bar tokens...): codec_batch undone."""
+    return list(ids[:1]) + tokenizer.bpe_decode(ids[1:])

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from musemorphic.data.dataset import PhraseDataset
-from musemorphic.data.phrase_batches import PhraseBatcher
+from musemorphic.data.phrase_batches import PhraseBatcher, codec_ids_to_base
 from musemorphic.data.remi_grammar import BarNote, GrammarError, note_f1, parse_bar
 from musemorphic.data.tokenizer import PhraseTokenizer, SongTokens, TrackTokens
 from musemorphic.models.phrase_vae import PhraseVAE, kl_per_dim
@@ -47,11 +47,6 @@ class PhraseVAEReport:
         return asdict(self)
 
 
-def phrase_to_base(tokenizer: PhraseTokenizer, ids: list[int]) -> list[int]:
-    """Model ids (Program, BPE bar tokens...) -> base ids (Program, bar tokens...)."""
-    return ids[:1] + tokenizer.bpe_decode(ids[1:])
-
-
 def bar_notes(tokenizer: PhraseTokenizer, base_ids: list[int]) -> list[BarNote]:
     """Notes of a decoded phrase; an ungrammatical phrase holds none."""
     try:
@@ -65,7 +60,7 @@ def is_valid_phrase(tokenizer: PhraseTokenizer, ids: list[int]) -> bool:
     programs = {v: k for k, v in tokenizer.program_ids.items()}
     if not ids or ids[0] not in programs:
         return False
-    base = phrase_to_base(tokenizer, ids)
+    base = codec_ids_to_base(tokenizer, ids)
     try:
         parse_bar(tokenizer.token_names(base[1:]))
         tokenizer.decode_song(SongTokens([TrackTokens(programs[ids[0]], [base[1:]])], []))
@@ -107,8 +102,8 @@ def evaluate_phrase_vae(
         kls.append((0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar)).sum(-1)[~torch.from_numpy(empty)].cpu())
         decoded = model.generate(mu)
         for row, out, is_empty in zip(ids.tolist(), decoded, empty, strict=True):
-            target = phrase_to_base(tok, row[: row.index(model.config.eos_id)])
-            predicted = phrase_to_base(tok, out)
+            target = codec_ids_to_base(tok, row[: row.index(model.config.eos_id)])
+            predicted = codec_ids_to_base(tok, out)
             if is_empty:
                 empty_exact += predicted == target
                 continue

@@ -17,9 +17,9 @@ import torch
 
 from musemorphic.data import controls as ctl
 from musemorphic.data.midi_io import load_score
-from musemorphic.data.phrase_batches import codec_batch
+from musemorphic.data.phrase_batches import codec_batch, codec_ids_to_base
+from musemorphic.data.remi_grammar import GrammarError, parse_bar
 from musemorphic.data.tokenizer import PhraseTokenizer
-from musemorphic.evaluation.phrase_vae import is_valid_phrase, phrase_to_base
 from musemorphic.generation.bars import bar_notes, bar_ticks, first_tempo
 from musemorphic.generation.midi_writer import StreamingMidiWriter
 from musemorphic.models.latent_mamba import LatentMamba
@@ -122,12 +122,17 @@ class MusicGenerator:
     def _decode_bar(self, index: int, latents: torch.Tensor, programs: list[int], requested_ts) -> GeneratedBar:
         tok = self.tokenizer
         decoded = self.codec.generate(latents.to(next(self.codec.parameters()).device))
+        program_ids = set(tok.program_ids.values())
         phrases, invalid = [], []
         for track, ids in enumerate(decoded):
-            if is_valid_phrase(tok, ids):
-                phrases.append(phrase_to_base(tok, ids)[1:])
-            else:
-                phrases.append([tok.bar_id])
+            bar = codec_ids_to_base(tok, ids)[1:]
+            try:
+                if not ids or ids[0] not in program_ids:
+                    raise GrammarError("no leading Program token")
+                parse_bar(tok.token_names(bar))
+                phrases.append(bar)
+            except GrammarError:
+                phrases.append([tok.bar_id])  # an ungrammatical bar is left silent
                 invalid.append(track)
         time_signature = requested_ts or _majority_time_signature(tok, phrases)
         return GeneratedBar(index, time_signature, phrases, invalid)
