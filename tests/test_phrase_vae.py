@@ -117,3 +117,14 @@ def test_note_f1_counts_onset_and_pitch_matches():
     ref = [BarNote(0, 60, 80, "1.0.4"), BarNote(4, 62, 80, "1.0.4"), BarNote(8, 64, 80, "1.0.4")]
     pred = [BarNote(0, 60, 50, "0.1.4"), BarNote(4, 63, 80, "1.0.4")]
     assert note_f1(ref, pred) == (1, 3, 2)
+
+
+@pytest.mark.parametrize("bucket_size", [7, 50, 10**6])
+def test_length_buckets_cover_every_phrase_once(fixture_dataset, bucket_size):
+    batcher = PhraseBatcher(fixture_dataset, 160, bucket_size=bucket_size)
+    merged = np.concatenate(batcher.buckets)
+    assert sorted(merged.tolist()) == sorted(batcher.indices.tolist())
+    assert len(batcher.buckets) == 1 or min(len(b) for b in batcher.buckets) >= bucket_size
+    lengths = np.diff(fixture_dataset.shard.offsets)[fixture_dataset.phrase_indices]
+    maxima = [lengths[b].max() for b in batcher.buckets]
+    assert maxima == sorted(maxima)  # buckets hold increasing lengths

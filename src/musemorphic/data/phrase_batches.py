@@ -43,7 +43,8 @@ class PhraseBatcher:
         by_length = self.indices[np.argsort(lengths[self.indices], kind="stable")]
         self.buckets = [by_length[i : i + bucket_size] for i in range(0, len(by_length), bucket_size)]
         if len(self.buckets) > 1 and len(self.buckets[-1]) < bucket_size:
-            self.buckets[-2] = np.concatenate([self.buckets[-2], self.buckets.pop()])
+            short = self.buckets.pop()  # too small a bucket joins its neighbour
+            self.buckets[-1] = np.concatenate([self.buckets[-1], short])
         self.augmenter = Augmenter(self.tokenizer, augment) if augment is not None else None
 
     def __len__(self) -> int:
