@@ -13,16 +13,17 @@ from musemorphic.nn.transformer import KVCache, Transformer
 def test_cached_steps_equal_the_full_causal_pass(sigma_reparam):
     torch.manual_seed(0)
     net = Transformer(n_layers=3, d_model=32, n_heads=4, sigma_reparam=sigma_reparam).eval()
-    x = torch.randn(2, 11, 32)
+    T = 41  # past the cache's first capacity (16) twice: its buffers grow on the way
+    x = torch.randn(2, T, 32)
     full = net(x, causal=True)
     cache = KVCache()
-    steps = [net(x[:, t : t + 1], causal=True, cache=cache) for t in range(11)]
-    assert cache.length == 11
+    steps = [net(x[:, t : t + 1], causal=True, cache=cache) for t in range(T)]
+    assert cache.length == T and cache.keys[0].shape[2] == 64
     torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=1e-5, rtol=1e-5)
     # a prefix in one go, then single steps, agrees too
     cache = KVCache()
     head = net(x[:, :6], causal=True, cache=cache)
-    tail = [net(x[:, t : t + 1], causal=True, cache=cache) for t in range(6, 11)]
+    tail = [net(x[:, t : t + 1], causal=True, cache=cache) for t in range(6, T)]
     torch.testing.assert_close(torch.cat([head, *tail], dim=1), full, atol=1e-5, rtol=1e-5)
 
 

@@ -21,14 +21,37 @@ from musemorphic.nn.sigma_reparam import linear
 
 @dataclass
 class KVCache:
-    """Keys and values seen so far, one (B, H, S, Dh) pair per layer."""
+    """Keys and values seen so far, per layer, in buffers that double when full.
 
-    keys: list[torch.Tensor] = field(default_factory=list)
+    Appending is amortised O(new tokens): no copy of the whole history per step, so a long
+    decode costs what its attention costs. For inference (the buffers are written in place).
+    """
+
+    keys: list[torch.Tensor] = field(default_factory=list)  # (B, H, capacity, Dh) per layer
     values: list[torch.Tensor] = field(default_factory=list)
+    filled: list[int] = field(default_factory=list)
 
     @property
     def length(self) -> int:
-        return self.keys[0].shape[2] if self.keys else 0
+        return self.filled[0] if self.filled else 0
+
+    def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Add (B, H, T, Dh) keys/values to a layer; returns all of them so far, (B, H, S, Dh)."""
+        if layer == len(self.keys):
+            self.keys.append(k.new_empty(*k.shape[:2], max(16, k.shape[2]), k.shape[3]))
+            self.values.append(v.new_empty(self.keys[-1].shape))
+            self.filled.append(0)
+        start, end = self.filled[layer], self.filled[layer] + k.shape[2]
+        if end > self.keys[layer].shape[2]:
+            capacity = max(end, 2 * self.keys[layer].shape[2])
+            for buffers in (self.keys, self.values):
+                grown = buffers[layer].new_empty(*k.shape[:2], capacity, k.shape[3])
+                grown[:, :, :start] = buffers[layer][:, :, :start]
+                buffers[layer] = grown
+        self.keys[layer][:, :, start:end] = k
+        self.values[layer][:, :, start:end] = v
+        self.filled[layer] = end
+        return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
 
 
 class SelfAttention(nn.Module):
@@ -53,14 +76,8 @@ class SelfAttention(nn.Module):
         q, k, v = self.qkv(x).view(B, T, 3, self.n_heads, D // self.n_heads).permute(2, 0, 3, 1, 4)  # 3 x (B, H, T, Dh)
         past = 0
         if cache is not None:
-            if layer < len(cache.keys):
-                past = cache.keys[layer].shape[2]
-                k = torch.cat([cache.keys[layer], k], dim=2)  # (B, H, S, Dh)
-                v = torch.cat([cache.values[layer], v], dim=2)
-                cache.keys[layer], cache.values[layer] = k, v
-            else:
-                cache.keys.append(k)
-                cache.values.append(v)
+            past = cache.filled[layer] if layer < len(cache.filled) else 0
+            k, v = cache.append(layer, k, v)  # (B, H, S, Dh)
         mask = None
         if causal:
             S = k.shape[2]
