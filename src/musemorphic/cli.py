@@ -200,7 +200,7 @@ def generate(
     time_signature: Optional[str] = typer.Option(None, help="e.g. 3/4."),
     density: Optional[str] = typer.Option(None, help="low, medium or high."),
     style: Optional[str] = typer.Option(None, help="A style the model was trained with (its corpus folders)."),
-    prompt: Optional[Path] = typer.Option(None, help="A MIDI file to continue."),
+    prompt: Optional[Path] = typer.Option(None, help="A MIDI file to continue (the output holds the new bars)."),
     programs: Optional[str] = typer.Option(None, help="Track layout as GM programs, e.g. 0,33,-1 (-1 = drums)."),
     temperature: float = typer.Option(1.0, help="Sampling temperature of the prior (0 = most likely)."),
     seed: int = typer.Option(0, help="Same seed, same music."),

@@ -42,7 +42,7 @@ class Request:
     density: str | None = None  # low, medium, high
     style: str | None = None
     programs: list[int] | None = None  # track layout; default: the prior's most common one
-    prompt: Path | None = None  # a MIDI file to continue
+    prompt: Path | None = None  # a MIDI file to continue (the output holds the new bars only)
     temperature: float = 1.0
     seed: int = 0
 
@@ -72,16 +72,18 @@ class MusicGenerator:
 
     # ---- controls ------------------------------------------------------------------
     def control_classes(self, request: Request) -> list[int]:
+        """The prior's control classes for a request (-1 = unspecified); ValueError names a bad one."""
+        time_signature = None
         if request.time_signature is not None:
-            num, den = ctl.parse_time_signature(request.time_signature)
-            if f"{num}/{den}" not in self.prior.config.time_signatures:
-                raise ValueError(f"time signature {num}/{den} is not one the model knows: {self.prior.config.time_signatures}")
+            time_signature = "/".join(map(str, ctl.parse_time_signature(request.time_signature)))
+            if time_signature not in self.prior.config.time_signatures:
+                raise ValueError(f"time signature {time_signature} is not one the model knows: {self.prior.config.time_signatures}")
         if request.style is not None and request.style not in self.prior.config.styles:
             raise ValueError(f"style {request.style!r} is not one the model knows: {self.prior.config.styles}")
         return SongControlsEncoder(self.prior.config).encode(
             requested_bpm(request.tempo),
             ctl.parse_key(request.key) if request.key else -1,
-            request.time_signature and "/".join(map(str, ctl.parse_time_signature(request.time_signature))),
+            time_signature,
             ctl.parse_density(request.density) if request.density else -1,
             request.style,
         )
