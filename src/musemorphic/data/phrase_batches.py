@@ -15,6 +15,7 @@ import torch
 
 from musemorphic.data.augment import Augmenter, AugmentConfig
 from musemorphic.data.dataset import PhraseDataset
+from musemorphic.data.remi_grammar import GrammarError, parse_bar
 from musemorphic.data.tokenizer import PhraseTokenizer
 
 
@@ -85,3 +86,13 @@ def codec_batch(tokenizer: PhraseTokenizer, bars: Sequence[Sequence[int]], progr
 def codec_ids_to_base(tokenizer: PhraseTokenizer, ids: Sequence[int]) -> list[int]:
     """Codec ids (Program, BPE bar tokens...) -> base ids (Program, bar tokens...): codec_batch undone."""
     return list(ids[:1]) + tokenizer.bpe_decode(ids[1:])
+
+
+def grammatical_bar(tokenizer: PhraseTokenizer, ids: Sequence[int]) -> list[int]:
+    """Base ids of the bar in decoded codec ids; GrammarError unless it opens with a Program
+    and the rest is a well-formed REMI+ bar."""
+    if not ids or ids[0] not in tokenizer.program_by_id:
+        raise GrammarError("no leading Program token")
+    bar = tokenizer.bpe_decode(ids[1:])
+    parse_bar(tokenizer.token_names(bar))
+    return bar

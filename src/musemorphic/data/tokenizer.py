@@ -144,6 +144,7 @@ class PhraseTokenizer:
         self.program_ids = {
             int(t.split("_")[1]): i for t, i in vocab.items() if t.startswith("Program_")
         }
+        self.program_by_id = {i: program for program, i in self.program_ids.items()}
         # BPE id -> the base ids it stands for (identity when BPE is not trained)
         if self.remi.is_trained:
             model = self.remi._model
@@ -179,8 +180,8 @@ class PhraseTokenizer:
                 if kind == "Pitch":
                     values[0].append(float(value))
                 elif kind == "Duration":
-                    beats, frac, res = (int(x) for x in value.split("."))
-                    values[1].append(beats + frac / res)
+                    beats, part, res = parse_duration(value)
+                    values[1].append(beats + part / res)
                 elif kind == "Position":
                     values[2].append(int(value) / self.remi.config.max_num_pos_per_beat)
             for column, found in enumerate(values):
@@ -267,6 +268,12 @@ class PhraseTokenizer:
         texts = [self.remi._ids_to_bytes(list(p), as_one_str=True) for p in base_phrases if len(p)]
         self.remi.train(vocab_size=vocab_size, model="BPE", iterator=texts)
         self._refresh_tables()
+
+
+def parse_duration(value: str) -> tuple[int, int, int]:
+    """A Duration token value "b.p.r" -> (b, p, r): b + p/r beats of the time signature's 1/d."""
+    beats, part, res = (int(x) for x in value.split("."))
+    return beats, part, res
 
 
 def _split_at_ticks(seq: miditok.TokSequence, bar_ticks: list[int]) -> list[list[int]]:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from musemorphic.data.dataset import PhraseDataset
-from musemorphic.data.phrase_batches import PhraseBatcher, codec_ids_to_base
+from musemorphic.data.phrase_batches import PhraseBatcher, codec_ids_to_base, grammatical_bar
 from musemorphic.data.remi_grammar import BarNote, GrammarError, note_f1, parse_bar
 from musemorphic.data.tokenizer import PhraseTokenizer, SongTokens, TrackTokens
 from musemorphic.models.phrase_vae import PhraseVAE, kl_per_dim
@@ -57,13 +57,9 @@ def bar_notes(tokenizer: PhraseTokenizer, base_ids: list[int]) -> list[BarNote]:
 
 def is_valid_phrase(tokenizer: PhraseTokenizer, ids: list[int]) -> bool:
     """Grammatical REMI+ with a leading Program, and miditok decodes it to MIDI."""
-    programs = {v: k for k, v in tokenizer.program_ids.items()}
-    if not ids or ids[0] not in programs:
-        return False
-    base = codec_ids_to_base(tokenizer, ids)
     try:
-        parse_bar(tokenizer.token_names(base[1:]))
-        tokenizer.decode_song(SongTokens([TrackTokens(programs[ids[0]], [base[1:]])], []))
+        bar = grammatical_bar(tokenizer, ids)
+        tokenizer.decode_song(SongTokens([TrackTokens(tokenizer.program_by_id[ids[0]], [bar])], []))
     except (GrammarError, KeyError, ValueError, IndexError):
         return False
     return True

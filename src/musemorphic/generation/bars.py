@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from musemorphic.data.remi_grammar import parse_bar
+from musemorphic.data.tokenizer import parse_duration
 
 POSITIONS_PER_BEAT = 4
 
@@ -38,7 +39,7 @@ def bar_notes(names: list[str], tpq: int) -> tuple[tuple[int, int], list[TimedNo
     beat = beat_ticks(tpq, time_signature[1])
     timed = []
     for note in notes:
-        beats, part, res = (int(x) for x in note.duration.split("."))
+        beats, part, res = parse_duration(note.duration)
         timed.append(
             TimedNote(
                 start=note.position * beat // POSITIONS_PER_BEAT,

@@ -17,8 +17,8 @@ import torch
 
 from musemorphic.data import controls as ctl
 from musemorphic.data.midi_io import load_score
-from musemorphic.data.phrase_batches import codec_batch, codec_ids_to_base
-from musemorphic.data.remi_grammar import GrammarError, parse_bar
+from musemorphic.data.phrase_batches import codec_batch, grammatical_bar
+from musemorphic.data.remi_grammar import GrammarError
 from musemorphic.data.tokenizer import PhraseTokenizer
 from musemorphic.generation.bars import bar_notes, bar_ticks, first_tempo
 from musemorphic.generation.midi_writer import StreamingMidiWriter
@@ -89,20 +89,27 @@ class MusicGenerator:
         )
 
     # ---- bars ----------------------------------------------------------------------
-    @torch.no_grad()
     def bars(self, request: Request) -> Iterator[GeneratedBar]:
         """Generated bars, one at a time, forever when request.bars is None."""
+        return self._bars(request, *self._layout(request))
+
+    def _layout(self, request: Request) -> tuple[list[int], torch.Tensor | None]:
+        """Track programs, and the prompt's (n_bars, n_tracks, Z) latents when continuing one."""
+        if request.prompt is None:
+            return request.programs or self.default_programs, None
+        latents, programs = self._prompt_latents(request.prompt)
+        return programs, latents
+
+    @torch.no_grad()
+    def _bars(self, request: Request, programs: list[int], prompt_latents: torch.Tensor | None) -> Iterator[GeneratedBar]:
         generator = torch.Generator().manual_seed(request.seed)
         controls = torch.tensor([self.control_classes(request)], device=self.device)
         states = self.prior.start(controls)
         previous = torch.zeros(1, self.prior.config.d_latent, device=self.device)
-        programs = request.programs or self.default_programs
-        if request.prompt is not None:
-            prompt_latents, programs = self._prompt_latents(request.prompt)
-            for bar in prompt_latents:  # (n_tracks, Z) per bar
-                for track, z in enumerate(bar):
-                    _, states = self._step(previous, track, programs[track], states)
-                    previous = z[None]
+        for bar in prompt_latents if prompt_latents is not None else []:  # (n_tracks, Z) per bar
+            for track, z in enumerate(bar):
+                _, states = self._step(previous, track, programs[track], states)
+                previous = z[None]
         if len(programs) > self.prior.config.max_tracks:
             raise ValueError(f"{len(programs)} tracks; the model handles at most {self.prior.config.max_tracks}")
         requested_ts = ctl.parse_time_signature(request.time_signature) if request.time_signature else None
@@ -124,15 +131,10 @@ class MusicGenerator:
     def _decode_bar(self, index: int, latents: torch.Tensor, programs: list[int], requested_ts) -> GeneratedBar:
         tok = self.tokenizer
         decoded = self.codec.generate(latents.to(next(self.codec.parameters()).device))
-        program_ids = set(tok.program_ids.values())
         phrases, invalid = [], []
         for track, ids in enumerate(decoded):
-            bar = codec_ids_to_base(tok, ids)[1:]
             try:
-                if not ids or ids[0] not in program_ids:
-                    raise GrammarError("no leading Program token")
-                parse_bar(tok.token_names(bar))
-                phrases.append(bar)
+                phrases.append(grammatical_bar(tok, ids))
             except GrammarError:
                 phrases.append([tok.bar_id])  # an ungrammatical bar is left silent
                 invalid.append(track)
@@ -166,16 +168,14 @@ class MusicGenerator:
         A KeyboardInterrupt ends generation cleanly, leaving a valid file. `on_bar` is
         called after each bar is written (progress, measurements).
         """
-        programs = request.programs or self.default_programs
-        if request.prompt is not None:
-            programs = [t.program for t in self.tokenizer.encode_song(load_score(request.prompt)).tracks]
+        programs, prompt_latents = self._layout(request)  # the prompt is read and encoded once
         tempo = requested_bpm(request.tempo)
         written = invalid = 0
         tick = 0
         previous_ts = None
         with StreamingMidiWriter(path, TPQ, programs) as writer:
             try:
-                for bar in self.bars(request):
+                for bar in self._bars(request, programs, prompt_latents):
                     if bar.index == 0:
                         decoded = (first_tempo(self.tokenizer.token_names(p)) for p in bar.phrases)
                         tempo = tempo or next((t for t in decoded if t), DEFAULT_TEMPO)
