@@ -47,7 +47,7 @@ class PhraseVAEReport:
         return asdict(self)
 
 
-def bar_notes(tokenizer: PhraseTokenizer, base_ids: list[int]) -> list[BarNote]:
+def phrase_notes(tokenizer: PhraseTokenizer, base_ids: list[int]) -> list[BarNote]:
     """Notes of a decoded phrase; an ungrammatical phrase holds none."""
     try:
         return parse_bar(tokenizer.token_names(base_ids[1:]))[1]
@@ -104,7 +104,7 @@ def evaluate_phrase_vae(
                 empty_exact += predicted == target
                 continue
             exact += predicted == target
-            ref_notes, pred_notes = bar_notes(tok, target), bar_notes(tok, predicted)
+            ref_notes, pred_notes = phrase_notes(tok, target), phrase_notes(tok, predicted)
             m, r, p = note_f1(ref_notes, pred_notes)
             matched, n_ref, n_pred = matched + m, n_ref + r, n_pred + p
             pairs = _matched_pairs(ref_notes, pred_notes)
