@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from common import machine
-from musemorphic.generation.bars import bar_ticks
+from musemorphic.data.bar_timing import bar_ticks
 from musemorphic.generation.generate import TPQ, MusicGenerator, Request
 from musemorphic.nn.transformer import KVCache, Transformer
 

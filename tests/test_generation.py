@@ -10,7 +10,7 @@ import torch
 
 import midi_factory
 from conftest import FIXTURE_FILES
-from musemorphic.generation.bars import bar_notes, bar_ticks
+from musemorphic.data.bar_timing import bar_notes, bar_ticks
 from musemorphic.generation.generate import MusicGenerator, Request, requested_bpm
 from musemorphic.generation.midi_writer import StreamingMidiWriter, channels_for
 from musemorphic.data.phrase_batches import PhraseBatcher

@@ -18,6 +18,10 @@ train_app = typer.Typer(help="Train a model.", no_args_is_help=True)
 app.add_typer(train_app, name="train")
 eval_app = typer.Typer(help="Measure a model.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
+experiment_app = typer.Typer(help="Research experiments from the design documents.", no_args_is_help=True)
+app.add_typer(experiment_app, name="experiment")
+analyze_app = typer.Typer(help="Look inside a trained model.", no_args_is_help=True)
+app.add_typer(analyze_app, name="analyze")
 console = Console(stderr=True)
 
 
@@ -109,31 +113,46 @@ def train_phrase_vae(
     bf16: Optional[bool] = typer.Option(None, "--bf16/--no-bf16", help="bf16 autocast (default: on for CUDA)."),
     augment: bool = typer.Option(True, "--augment/--no-augment", help="Transpose / velocity / tempo augmentation."),
     threads: int = typer.Option(1, help="CPU threads for torch (1 is fastest on small shared-core machines)."),
+    factorize: float = typer.Option(0.0, help="Weight of the pitch/time factorization regulariser (0 = off)."),
+    init: Optional[Path] = typer.Option(None, help="Start from this PhraseVAE checkpoint's weights, in the VAE stage."),
 ) -> None:
-    """Train a PhraseVAE with the three-stage curriculum (infilling, autoencoder, VAE)."""
+    """Train a PhraseVAE with the three-stage curriculum (infilling, autoencoder, VAE).
+
+    With --init, training goes on from a trained model (its size, not --preset) and skips
+    straight to the VAE stage at full beta: e.g. to add --factorize to a trained codec.
+    """
     import torch
 
     from musemorphic.data.augment import AugmentConfig
     from musemorphic.data.dataset import PhraseDataset
     from musemorphic.data.phrase_batches import PhraseBatcher
     from musemorphic.training.loop import TrainConfig, train
-    from musemorphic.training.phrase_vae import PhraseVAETask, build_phrase_vae
+    from musemorphic.training.phrase_vae import CurriculumConfig, PhraseVAETask, build_phrase_vae, load_phrase_vae
 
     torch.set_num_threads(threads)
     dataset = PhraseDataset(data, split="train")
     torch.manual_seed(seed)
-    model = build_phrase_vae(dataset.tokenizer, preset)
+    if init is not None:
+        model, tokenizer = load_phrase_vae(init)
+        if tokenizer.to_json() != dataset.tokenizer.to_json():
+            raise typer.BadParameter(f"{init}: its tokenizer differs from {data}'s; prepare the data with that tokenizer")
+        curriculum = CurriculumConfig.fine_tune(factorize=factorize)
+        preset = f"from {init}"
+    else:
+        model = build_phrase_vae(dataset.tokenizer, preset)
+        curriculum = CurriculumConfig(factorize=factorize)
     batcher = PhraseBatcher(dataset, model.config.max_len, AugmentConfig() if augment else None)
-    task = PhraseVAETask(model, batcher, total_steps=steps, batch_size=batch_size, seed=seed)
+    task = PhraseVAETask(model, batcher, total_steps=steps, batch_size=batch_size, seed=seed, curriculum=curriculum)
     config = TrainConfig(out_dir=str(out), steps=steps, batch_size=batch_size, lr=lr, seed=seed,
-                         max_minutes=minutes, device=device, bf16=bf16)
+                         max_minutes=minutes, device=device, bf16=bf16, warmup_steps=min(200, steps // 10))
     n_params = sum(p.numel() for p in model.parameters())
     console.print(f"PhraseVAE {preset}: {n_params / 1e6:.2f}M parameters; {len(batcher)} training phrases; {out}")
     with _progress_bar("training") as bar:
         job = bar.add_task("training", total=steps, rate="")
 
         def on_step(done: int, total: int, row: dict) -> None:
-            bar.update(job, completed=done, rate=f"loss {row['loss']:.3f} acc {row['token_accuracy']:.3f} kl {row['kl']:.1f}")
+            factor = f" fact {row['factorization']:.3f}" if "factorization" in row else ""
+            bar.update(job, completed=done, rate=f"loss {row['loss']:.3f} acc {row['token_accuracy']:.3f} kl {row['kl']:.1f}{factor}")
 
         result = train(task, config, progress=on_step)
     state = "stopped at the time limit" if result.stopped_early else "done"
@@ -270,6 +289,182 @@ def eval_phrase_vae(
         return
     for name, value in report.to_dict().items():
         console.print(f"{name:>22}: {value:.4f}" if isinstance(value, float) else f"{name:>22}: {value}")
+
+
+@experiment_app.command("factorization")
+def experiment_factorization(
+    toy: bool = typer.Option(False, "--toy", help="Random binary blobs (seed 001's toy) instead of real music."),
+    data: Optional[Path] = typer.Option(None, help="A prepared dataset: windows of its tracks as piano rolls."),
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="Run folder (default: runs/factorization_toy or _music)."),
+    steps: int = typer.Option(1000, help="Optimizer steps."),
+    batch_size: Optional[int] = typer.Option(None, help="Inputs per step (default: 256 toy, 128 music)."),
+    lr: Optional[float] = typer.Option(None, help="Peak learning rate (default: 4e-3 toy, 2e-3 music)."),
+    lejepa: bool = typer.Option(False, "--lejepa", help="Add LeJEPA: attraction between views plus SIGReg."),
+    held_out: int = typer.Option(500, help="Held-out inputs the figures are measured on."),
+    seed: int = typer.Option(0, help="Seed for weights and batches."),
+    plots: bool = typer.Option(True, "--plots/--no-plots", help="Write the seed's PNGs into the run folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as one JSON object."),
+) -> None:
+    """Seed 001: train an encoder whose pitch and time shifts become orthogonal directions."""
+    import json
+
+    import torch
+
+    from musemorphic.experiments.factorization import (
+        music_windows, run_factorization, toy_held_out, toy_inputs, window_inputs,
+    )
+    from musemorphic.training.factorization import FactorizationConfig
+    from musemorphic.training.loop import TrainConfig
+
+    if toy == (data is not None):
+        raise typer.BadParameter("pass exactly one of --toy and --data DATASET_DIR")
+    torch.set_num_threads(1)
+    if toy:
+        preset, inputs, held = "toy", toy_inputs, toy_held_out(held_out)
+        shifts = FactorizationConfig(max_pitch_shift=4, max_time_shift=4, lejepa=lejepa)
+        description = {"source": "random blobs", "size": held.shape[1]}
+    else:
+        preset = "roll"
+        with console.status("cutting piano-roll windows"):
+            inputs = window_inputs(music_windows(data, "train", 32, 20_000, seed))
+            held = music_windows(data, "test", 32, held_out, seed + 1)
+        shifts = FactorizationConfig(max_pitch_shift=6, max_time_shift=4, lejepa=lejepa)
+        description = {"source": str(data), "window_steps": 32}
+    out = out or Path("runs/factorization_toy" if toy else "runs/factorization_music")
+    config = TrainConfig(out_dir=str(out), steps=steps, batch_size=batch_size or (256 if toy else 128),
+                         lr=lr or (4e-3 if toy else 2e-3), seed=seed, warmup_steps=min(100, steps // 10), log_every=50)
+    with _progress_bar("training") as bar:
+        job = bar.add_task("training", total=steps, rate="")
+        result = run_factorization(out, inputs, held, preset, shifts, config, description,
+                                   progress=lambda d, t, row: bar.update(job, completed=d, rate=f"loss {row['loss']:.3f}"))
+    figures = {**result.figures.to_dict(), "steps": result.steps, "train_seconds": result.seconds}
+    if plots:
+        from musemorphic.evaluation.factorization_plots import factorization_pngs
+
+        factorization_pngs(result.figures, out, "blobs" if toy else "piano rolls")
+    if as_json:
+        print(json.dumps(figures))
+        return
+    _print_factorization(figures)
+    console.print(f"checkpoint: {result.checkpoint}" + (f"; plots in {out}" if plots else ""))
+
+
+def _print_factorization(figures: dict) -> None:
+    labels = {
+        "cross_abs_cos": "mean |cos(pitch, time)|   (ideal 0)",
+        "same_sign_cos": "mean same-sign cos        (ideal +1)",
+        "opposite_sign_cos": "mean opposite-sign cos    (ideal -1)",
+        "pitch_angle_deg": "pitch +/- mean angle, deg (ideal 180)",
+        "time_angle_deg": "time +/- mean angle, deg  (ideal 180)",
+        "first_sv_share": "first singular value share of shift grids",
+    }
+    for key, label in labels.items():
+        console.print(f"{label:<45} {figures[key]:8.3f}")
+
+
+@analyze_app.command("latents")
+def analyze_latents(
+    checkpoint: Optional[Path] = typer.Argument(None, help="A PhraseVAE or piano-roll encoder checkpoint (default: the shipped PhraseVAE)."),
+    data: Optional[Path] = typer.Option(None, help="A prepared dataset (not needed for a toy encoder)."),
+    split: str = typer.Option("test", help="Which split's bars or windows to measure on."),
+    items: int = typer.Option(500, help="Bars (or rolls) to measure on."),
+    out: Path = typer.Option(Path("latent-analysis"), "-o", "--out", help="Folder for the PNGs."),
+    seed: int = typer.Option(0, help="Seed for the sample and the shift sizes."),
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as one JSON object."),
+) -> None:
+    """Seed 001's figures and plots for a latent space: how transposition and time shift move it."""
+    import json
+
+    import torch
+
+    from musemorphic.evaluation.factorization import measure_factorization
+    from musemorphic.evaluation.factorization_plots import factorization_pngs
+    from musemorphic.training.checkpoint import load_checkpoint
+
+    torch.set_num_threads(1)
+    checkpoint = checkpoint or _shipped_model("phrase_vae")
+    kind = load_checkpoint(checkpoint).config.get("kind")
+    if kind == "pianoroll_encoder":
+        from musemorphic.experiments.factorization import load_roll_encoder, music_windows, roll_embed, toy_held_out
+
+        model, config = load_roll_encoder(checkpoint)
+        toy = config["data"]["source"] == "random blobs"
+        if not toy and data is None:
+            raise typer.BadParameter("this encoder was trained on music: pass --data DATASET_DIR")
+        rolls = toy_held_out(items) if toy else music_windows(data, split, model.config.width, items, seed)
+        shifts = config["factorization"]
+        embed, n = roll_embed(model, rolls), len(rolls)
+        title = "blobs" if toy else "piano rolls"
+    elif kind == "phrase_vae":
+        if data is None:
+            raise typer.BadParameter("a PhraseVAE is measured on bars of a dataset: pass --data DATASET_DIR")
+        from musemorphic.data.dataset import PhraseDataset
+        from musemorphic.evaluation.latent_transposition import phrase_embed, pitched_bars
+        from musemorphic.training.phrase_vae import CurriculumConfig, load_phrase_vae
+
+        model, tokenizer = load_phrase_vae(checkpoint)
+        dataset = PhraseDataset(data, split=split)
+        if dataset.tokenizer.to_json() != tokenizer.to_json():
+            raise typer.BadParameter(f"{data}: its tokenizer differs from the model's")
+        bars, programs = pitched_bars(dataset, items, seed, model.config.max_len)
+        if not bars:
+            raise typer.BadParameter(f"{data}: no pitched bar in split {split!r}")
+        embed, n = phrase_embed(model, tokenizer, bars, programs), len(bars)
+        shifts = CurriculumConfig().to_dict()  # the shift sizes --factorize trains with
+        title = "PhraseVAE"
+    else:
+        raise typer.BadParameter(f"{checkpoint}: a {kind!r} checkpoint has no latent space to analyze")
+    with console.status(f"measuring {n} inputs"):
+        figures = measure_factorization(embed, n, shifts["max_pitch_shift"], shifts["max_time_shift"], seed=seed)
+        paths = factorization_pngs(figures, out, title)
+    if as_json:
+        print(json.dumps(figures.to_dict()))
+        return
+    _print_factorization(figures.to_dict())
+    console.print("wrote " + ", ".join(str(p) for p in paths))
+
+
+@app.command()
+def transpose(
+    midi: Path = typer.Argument(..., help="A MIDI file."),
+    semitones: int = typer.Option(..., "-k", "--semitones", help="Semitones to move by (negative = down)."),
+    out: Path = typer.Option(..., "-o", "--out", help="MIDI file to write."),
+    latent: bool = typer.Option(False, "--latent", help="Move through the codec's latent space: decode z + k * d_pitch."),
+    codec: Optional[Path] = typer.Option(None, help="PhraseVAE checkpoint for --latent (default: the shipped one)."),
+) -> None:
+    """Transpose a MIDI file: exactly (note by note), or through the latent space (--latent).
+
+    With --latent each pitched bar is encoded, moved along the codec's transposition
+    direction (estimated from the file's own bars) and decoded; drums stay as they are.
+    """
+    import torch
+
+    from musemorphic.data.midi_io import MidiError, load_score
+
+    try:
+        score = load_score(midi)
+    except MidiError as err:
+        raise typer.BadParameter(str(err)) from err
+    if latent:
+        from musemorphic.generation.transpose import transpose_song_latent
+        from musemorphic.training.phrase_vae import load_phrase_vae
+
+        torch.set_num_threads(1)
+        model, tokenizer = load_phrase_vae(codec or _shipped_model("phrase_vae"))
+        try:
+            moved, summary = transpose_song_latent(model, tokenizer, score, semitones)
+        except ValueError as err:
+            raise typer.BadParameter(f"{midi}: {err}") from err
+        note = f"; {summary.bars_silenced} decoded ungrammatical, left silent" if summary.bars_silenced else ""
+        console.print(f"moved {summary.bars_moved} bars through the latent space{note}")
+    else:
+        moved = score.copy()
+        for track in moved.tracks:
+            if not track.is_drum:
+                track.shift_pitch(semitones, inplace=True)
+                track.notes.filter(lambda n: 0 <= n.pitch <= 127, inplace=True)
+    moved.dump_midi(str(out))
+    console.print(f"wrote {out}")
 
 
 def _shipped_model(name: str) -> Path:

@@ -20,7 +20,7 @@ from musemorphic.data.midi_io import load_score
 from musemorphic.data.phrase_batches import codec_batch, grammatical_bar
 from musemorphic.data.remi_grammar import GrammarError
 from musemorphic.data.tokenizer import PhraseTokenizer
-from musemorphic.generation.bars import bar_notes, bar_ticks, first_tempo
+from musemorphic.data.bar_timing import bar_notes, bar_ticks, first_tempo
 from musemorphic.generation.midi_writer import StreamingMidiWriter
 from musemorphic.models.latent_mamba import LatentMamba
 from musemorphic.models.phrase_vae import PhraseVAE

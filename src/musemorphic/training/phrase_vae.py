@@ -8,6 +8,12 @@ Stages (seed 000, section 3.3), by share of the total steps:
    to `beta` over the first `beta_warmup` of the stage, and free bits: a latent dimension
    whose batch-mean KL is under `free_bits` nats is not pushed further toward the prior,
    which keeps the posterior from collapsing.
+
+Optional factorization regulariser (seed 001, `factorize > 0`): each step also encodes
+`factorize_bars` pitched, non-empty bars of the batch and four shifted copies of each (two
+transpositions, two onset shifts; data/bar_shifts.py) and adds `factorize` times the
+cosine-target loss of training/factorization.py on the differences of their means, so that
+transposition and time shift become directions of the latent space.
 """
 
 from __future__ import annotations
@@ -19,10 +25,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from musemorphic.data.phrase_batches import PhraseBatcher
+from musemorphic.data.bar_shifts import shift_bar
+from musemorphic.data.phrase_batches import PhraseBatcher, codec_batch, codec_ids_to_base
 from musemorphic.data.tokenizer import PhraseTokenizer
 from musemorphic.models.phrase_vae import PhraseVAE, PhraseVAEConfig, kl_per_dim, phrase_vae_config
 from musemorphic.training.checkpoint import load_checkpoint
+from musemorphic.training.factorization import PITCH, FactorizationConfig, draw_shifts, factorization_loss
 
 STAGES = ("infill", "ae", "vae")
 
@@ -36,6 +44,15 @@ class CurriculumConfig:
     free_bits: float = 0.1  # nats per latent dimension
     mask_ratio: float = 0.3  # share of tokens masked in the infilling stage
     mean_span: float = 3.0
+    factorize: float = 0.0  # weight of the factorization regulariser (0 = off)
+    factorize_bars: int = 8  # bars per step it looks at (each encoded 5 times)
+    max_pitch_shift: int = 6  # semitones
+    max_time_shift: int = 4  # positions (sixteenths in 4/4)
+
+    @classmethod
+    def fine_tune(cls, **overrides) -> CurriculumConfig:
+        """Start in the VAE stage at full beta (for training on from a trained model)."""
+        return cls(**{"infill_fraction": 0.0, "ae_fraction": 0.0, "beta_warmup": 0.0, **overrides})
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -104,7 +121,39 @@ class PhraseVAETask:
             rng = np.random.default_rng([self.seed, rank, step, 1])
             cfg = self.model.config
             batch["encoder_ids"] = span_mask(ids, cfg.mask_id, cfg.pad_id, self.curriculum.mask_ratio, self.curriculum.mean_span, rng)
+        if self.curriculum.factorize > 0:
+            batch.update(self.shifted_views(ids, np.random.SeedSequence([self.seed, rank, step, 2])))
         return batch
+
+    def shifted_views(self, ids: torch.Tensor, seed: np.random.SeedSequence) -> dict[str, torch.Tensor]:
+        """Up to `factorize_bars` pitched, non-empty bars of the batch as codec ids (N, T) and
+        their four shifted copies (N * 4, T'), with kinds and signs (N, 4)."""
+        tok, c = self.batcher.tokenizer, self.curriculum
+        bars, programs = [], []
+        for row in ids.tolist():
+            base = codec_ids_to_base(tok, [i for i in row if i not in (tok.pad_id, tok.eos_id)])
+            program, bar = tok.program_by_id[base[0]], base[1:]
+            if program != -1 and any(tok.base_names[i].startswith("Pitch_") for i in bar):
+                bars.append(bar)
+                programs.append(program)
+            if len(bars) == c.factorize_bars:
+                break
+        if not bars:  # a batch of drums and silence: nothing to regularise this step
+            return {}
+        generator = torch.Generator().manual_seed(int(seed.generate_state(1)[0]))
+        shift_config = FactorizationConfig(max_pitch_shift=c.max_pitch_shift, max_time_shift=c.max_time_shift)
+        kinds, signs, shifts = draw_shifts(len(bars), shift_config, generator)
+        views = [
+            shift_bar(tok, bar, semitones=s if k == PITCH else 0, positions=s if k != PITCH else 0)
+            for bar, bar_kinds, bar_shifts in zip(bars, kinds.tolist(), shifts.tolist())
+            for k, s in zip(bar_kinds, bar_shifts)
+        ]
+        return {
+            "factor_anchor": codec_batch(tok, bars, programs),
+            "factor_views": codec_batch(tok, views, [p for p in programs for _ in range(4)]),
+            "factor_kinds": kinds,
+            "factor_signs": signs,
+        }
 
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor], step: int) -> tuple[torch.Tensor, dict[str, float]]:
         stage = self.stage(step)
@@ -123,6 +172,16 @@ class PhraseVAETask:
             "beta": beta,
             "token_accuracy": float(accuracy),
         }
+        if self.curriculum.factorize > 0:
+            factorization = torch.zeros((), device=ids.device)
+            if "factor_anchor" in batch:
+                anchor, _ = self.model.encode(batch["factor_anchor"])  # (N, Z)
+                views, _ = self.model.encode(batch["factor_views"])  # (N * 4, Z)
+                factorization, _ = factorization_loss(
+                    anchor.float(), views.float().view(len(anchor), 4, -1), batch["factor_kinds"], batch["factor_signs"]
+                )
+            loss = loss + self.curriculum.factorize * factorization
+            metrics["factorization"] = float(factorization.detach())
         return loss, metrics
 
     def checkpoint_config(self) -> dict:

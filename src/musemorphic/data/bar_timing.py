@@ -1,4 +1,4 @@
-"""Generated bars -> timed MIDI notes, one bar at a time (no whole-song decode needed).
+"""One bar of base tokens -> timed notes (no whole-song decode needed).
 
 Time follows miditok's REMI: a bar of n/d has n * 4 positions, each a quarter of a 1/d
 note; a Duration "b.p.r" lasts b + p/r beats of 1/d. tests/test_generation.py checks these
