@@ -224,6 +224,8 @@ def generate(
     temperature: float = typer.Option(1.0, help="Sampling temperature of the prior (0 = most likely)."),
     seed: int = typer.Option(0, help="Same seed, same music."),
     plot: bool = typer.Option(False, "--plot", help="Also write a piano-roll PNG next to the MIDI file."),
+    render: Optional[str] = typer.Option(None, help="Also render audio next to the MIDI file: wav."),
+    soundfont: Optional[Path] = typer.Option(None, help="General MIDI .sf2 for --render (default: one found on the system)."),
     codec: Optional[Path] = typer.Option(None, help="PhraseVAE checkpoint (default: the shipped one)."),
     prior: Optional[Path] = typer.Option(None, help="LatentMamba checkpoint (default: the shipped one)."),
     chunk_bars: int = typer.Option(8, help="Bars between writes of the MIDI file."),
@@ -233,6 +235,7 @@ def generate(
 
     from musemorphic.generation.generate import MusicGenerator, Request
 
+    font = _soundfont_for(render, soundfont)  # before generating: a missing soundfont fails fast
     torch.set_num_threads(1)
     generator = MusicGenerator.load(codec or _shipped_model("phrase_vae"), prior or _shipped_model("latent_mamba"))
     request = Request(
@@ -252,6 +255,24 @@ def generate(
         from musemorphic.evaluation.plots import piano_roll_png
 
         console.print(f"piano roll: {piano_roll_png(out, out.with_suffix('.png'))}")
+    if font is not None:
+        from musemorphic.audio.render import render_wav
+
+        console.print(f"audio: {render_wav(out, out.with_suffix('.wav'), font)} (soundfont {font})")
+
+
+def _soundfont_for(render: Optional[str], soundfont: Optional[Path]) -> Optional[Path]:
+    """The soundfont a --render request will use (None without --render)."""
+    if render is None:
+        return None
+    if render != "wav":
+        raise typer.BadParameter(f"--render {render!r}: the format offered is wav")
+    from musemorphic.audio.render import SoundfontNotFound, find_soundfont
+
+    try:
+        return find_soundfont(soundfont)
+    except SoundfontNotFound as err:
+        raise typer.BadParameter(str(err)) from err
 
 
 @eval_app.command("phrase-vae")
