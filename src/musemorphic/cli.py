@@ -431,7 +431,7 @@ def analyze_latents(
         if not bars:
             raise typer.BadParameter(f"{data}: no pitched bar in split {split!r}")
         embed, n = phrase_embed(model, tokenizer, bars, programs), len(bars)
-        shifts = CurriculumConfig().to_dict()  # the shift sizes --factorize trains with
+        shifts = CurriculumConfig(**load_checkpoint(checkpoint).config["curriculum"]).to_dict()  # its shift sizes
         title = "PhraseVAE"
     else:
         raise typer.BadParameter(f"{checkpoint}: a {kind!r} checkpoint has no latent space to analyze")
@@ -477,13 +477,14 @@ def transpose(
         except ValueError as err:
             raise typer.BadParameter(f"{midi}: {err}") from err
         note = f"; {summary.bars_silenced} decoded ungrammatical, left silent" if summary.bars_silenced else ""
+        note += f"; {summary.bars_too_long} too long for the codec, left as they were" if summary.bars_too_long else ""
         console.print(f"moved {summary.bars_moved} bars through the latent space{note}")
     else:
         moved = score.copy()
         for track in moved.tracks:
-            if not track.is_drum:
+            if not track.is_drum:  # notes that would leave 0..127 are dropped, then the rest move
+                track.notes.filter(lambda n: 0 <= n.pitch + semitones <= 127, inplace=True)
                 track.shift_pitch(semitones, inplace=True)
-                track.notes.filter(lambda n: 0 <= n.pitch <= 127, inplace=True)
     moved.dump_midi(str(out))
     console.print(f"wrote {out}")
 

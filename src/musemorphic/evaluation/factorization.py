@@ -12,7 +12,10 @@ d(kind, sign, size) = embed(shifted) - embed(item) are compared:
     angle      between the mean positive and mean negative difference of a kind (ideal 180)
     first_sv   share of the first singular value (of the sum) of each item's shift grid
                embeddings reshaped to (pitch shifts, time shifts x Z) and to (time, pitch x Z),
-               averaged: near 1 for a rank-1 (tensor product) structure.
+               averaged: the seed's measure of low rank. The grid is not centred, so an encoder
+               that barely moves with shifts also scores high (one constant vector dominates),
+               and an additive layout z0 + p u + t v has rank up to 3: read it beside the
+               spectra plot, not as a score to maximise.
 
 Glossary: N items, Z latent width, G grid points per axis (2 * max + 1).
 """

@@ -36,10 +36,12 @@ class ExperimentResult:
 def roll_embed(model: PianoRollEncoder, rolls: torch.Tensor, batch_size: int = 512) -> Embed:
     """An `Embed` over fixed rolls (N, P, T): shift each with zero fill, then encode."""
 
+    device = next(model.parameters()).device
+
     @torch.no_grad()
     def embed(items: torch.Tensor, pitch: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
         shifted = shift_each(shift_each(rolls[items], pitch, PITCH_AXIS), time, TIME_AXIS)
-        return torch.cat([model(chunk) for chunk in shifted.split(batch_size)])
+        return torch.cat([model(chunk.to(device)).float().cpu() for chunk in shifted.split(batch_size)])
 
     return embed
 

@@ -6,7 +6,8 @@ d_pitch is the least-squares semitone step of the codec's posterior means over s
 
 so that mu(T_k x) ~ mu(x) + k * d where transposition is linear in the latent space (which
 the factorization regulariser asks for: `musemorphic train phrase-vae --factorize`).
-Drum tracks and empty bars are copied unchanged; a bar decoded ungrammatical is left silent.
+Drum tracks, empty bars and bars too long for the codec are copied unchanged; a bar decoded
+ungrammatical is left silent.
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ class TranspositionSummary:
     semitones: int
     bars_moved: int  # pitched bars re-decoded from z + k * d
     bars_silenced: int  # of those, decoded ungrammatical and left silent
+    bars_too_long: int  # pitched bars longer than the codec reads, left as they were
 
 
 def transpose_song_latent(
@@ -95,14 +97,16 @@ def transpose_song_latent(
     song = tokenizer.encode_song(score)
     if not song.tracks:
         raise ValueError("the score holds no notes")
-    slots = [
+    candidates = [
         (t, b) for t, track in enumerate(song.tracks) if track.program != DRUMS
         for b, bar in enumerate(track.bars) if pitched(tokenizer, bar)
     ]
+    fits = [len(song.tracks[t].bars[b]) + 2 <= model.config.max_len for t, b in candidates]  # BPE only shortens
+    slots = [slot for slot, ok in zip(candidates, fits) if ok]
     bars = [song.tracks[t].bars[b] for t, b in slots]
     programs = [song.tracks[t].program for t, _ in slots]
     if not bars:
-        raise ValueError("the score holds no pitched notes to transpose")
+        raise ValueError("the score holds no pitched bar the codec can read")
     if direction is None:
         direction = pitch_direction(model, tokenizer, bars, programs)
     z = encode_bars(model, tokenizer, bars, programs) + semitones * direction
@@ -115,7 +119,7 @@ def transpose_song_latent(
     tracks = [TrackTokens(program=track.program, bars=bars) for track, bars in zip(song.tracks, grid)]
     out = tokenizer.decode_song(SongTokens(tracks=tracks, bar_ticks=song.bar_ticks))
     out.tempos = tokenizer.preprocess(score).tempos  # decoded bars may drop Tempo tokens
-    return out, TranspositionSummary(semitones, len(bars), silenced)
+    return out, TranspositionSummary(semitones, len(bars), silenced, len(candidates) - len(bars))
 
 
 def _fit_bar(tokenizer: PhraseTokenizer, original: list[int], decoded: list[int] | None) -> tuple[list[int], bool]:

@@ -150,7 +150,7 @@ class RollFactorizationTask:
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor], step: int) -> tuple[torch.Tensor, dict[str, float]]:
         rolls, views = batch["rolls"], batch["views"]
         b, v = views.shape[:2]
-        z = model(torch.cat([rolls, views.flatten(0, 1)]))  # (B + B * V, Z)
+        z = model(torch.cat([rolls, views.flatten(0, 1)])).float()  # (B + B * V, Z); fp32 even under autocast
         anchor, viewed = z[:b], z[b:].view(b, v, -1)
         loss, stats = factorization_loss(anchor, viewed, batch["kinds"], batch["signs"])
         stats["factorization"] = float(loss.detach())

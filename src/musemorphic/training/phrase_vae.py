@@ -47,7 +47,7 @@ class CurriculumConfig:
     factorize: float = 0.0  # weight of the factorization regulariser (0 = off)
     factorize_bars: int = 8  # bars per step it looks at (each encoded 5 times)
     max_pitch_shift: int = 6  # semitones
-    max_time_shift: int = 4  # positions (sixteenths in 4/4)
+    max_time_shift: int = 4  # REMI positions (a quarter of the 1/d beat: sixteenths in n/4)
 
     @classmethod
     def fine_tune(cls, **overrides) -> CurriculumConfig:
