@@ -14,6 +14,7 @@ import argparse
 import json
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -46,8 +47,7 @@ def roll_arms(preset, inputs, held, shifts: FactorizationConfig, steps, batch_si
     for name, lejepa in arms.items():
         with tempfile.TemporaryDirectory() as tmp:
             config = TrainConfig(out_dir=tmp, steps=steps, batch_size=batch_size, lr=lr, warmup_steps=min(100, steps // 10), log_every=50)
-            arm_shifts = FactorizationConfig(shifts.max_pitch_shift, shifts.max_time_shift, lejepa=lejepa)
-            result = run_factorization(Path(tmp), inputs, held, preset, arm_shifts, config, {})
+            result = run_factorization(inputs, held, preset, replace(shifts, lejepa=lejepa), config, {})
         out[name] = {**result.figures.to_dict(), "steps": result.steps, "train_seconds": result.seconds}
     return out
 

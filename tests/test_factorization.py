@@ -127,7 +127,7 @@ def test_toy_training_reaches_the_seeds_figures(tmp_path):
         roll_embed(PianoRollEncoder(pianoroll_encoder_config("toy")), held), 200, 4, 4
     )
     config = TrainConfig(out_dir=str(tmp_path), steps=80, batch_size=128, lr=4e-3, warmup_steps=8)
-    result = run_factorization(tmp_path, toy_inputs, held, "toy", FactorizationConfig(), config, {"source": "random blobs"})
+    result = run_factorization(toy_inputs, held, "toy", FactorizationConfig(), config, {"source": "random blobs"})
     f = result.figures
     assert f.cross_abs_cos <= 0.12 and f.same_sign_cos >= 0.95 and f.opposite_sign_cos <= -0.88
     assert untrained.opposite_sign_cos > 0  # the loss did this, not the architecture
@@ -135,7 +135,7 @@ def test_toy_training_reaches_the_seeds_figures(tmp_path):
 
 def test_lejepa_terms_train_and_are_logged(tmp_path):
     config = TrainConfig(out_dir=str(tmp_path), steps=3, batch_size=16, warmup_steps=1)
-    run_factorization(tmp_path, toy_inputs, toy_held_out(20), "toy", FactorizationConfig(lejepa=True), config, {"source": "random blobs"})
+    run_factorization(toy_inputs, toy_held_out(20), "toy", FactorizationConfig(lejepa=True), config, {"source": "random blobs"})
     header = (tmp_path / "log.csv").read_text().splitlines()[0].split(",")
     assert {"attraction", "sigreg", "factorization"} <= set(header)
 

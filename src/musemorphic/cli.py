@@ -356,7 +356,7 @@ def experiment_factorization(
                          lr=lr or (4e-3 if toy else 2e-3), seed=seed, warmup_steps=min(100, steps // 10), log_every=50)
     with _progress_bar("training") as bar:
         job = bar.add_task("training", total=steps, rate="")
-        result = run_factorization(out, inputs, held, preset, shifts, config, description,
+        result = run_factorization(inputs, held, preset, shifts, config, description,
                                    progress=lambda d, t, row: bar.update(job, completed=d, rate=f"loss {row['loss']:.3f}"))
     figures = {**result.figures.to_dict(), "steps": result.steps, "train_seconds": result.seconds}
     if plots:
@@ -400,11 +400,12 @@ def analyze_latents(
 
     from musemorphic.evaluation.factorization import measure_factorization
     from musemorphic.evaluation.factorization_plots import factorization_pngs
-    from musemorphic.training.checkpoint import load_checkpoint
+    from musemorphic.training.checkpoint import read_checkpoint_config
 
     torch.set_num_threads(1)
     checkpoint = checkpoint or _shipped_model("phrase_vae")
-    kind = load_checkpoint(checkpoint).config.get("kind")
+    saved = read_checkpoint_config(checkpoint)
+    kind = saved.get("kind")
     if kind == "pianoroll_encoder":
         from musemorphic.experiments.factorization import load_roll_encoder, music_windows, roll_embed, toy_held_out
 
@@ -431,7 +432,7 @@ def analyze_latents(
         if not bars:
             raise typer.BadParameter(f"{data}: no pitched bar in split {split!r}")
         embed, n = phrase_embed(model, tokenizer, bars, programs), len(bars)
-        shifts = CurriculumConfig(**load_checkpoint(checkpoint).config["curriculum"]).to_dict()  # its shift sizes
+        shifts = CurriculumConfig(**saved["curriculum"]).to_dict()  # the shift sizes it trained with
         title = "PhraseVAE"
     else:
         raise typer.BadParameter(f"{checkpoint}: a {kind!r} checkpoint has no latent space to analyze")

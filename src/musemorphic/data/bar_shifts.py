@@ -8,6 +8,9 @@ tempo is removed, so the result is always a well-formed bar (tests/test_bar_shif
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from musemorphic.data.augment import DRUM_PROGRAM
 from musemorphic.data.remi_grammar import parse_bar
 from musemorphic.data.tokenizer import PhraseTokenizer
 
@@ -40,3 +43,8 @@ def shift_bar(tokenizer: PhraseTokenizer, bar: list[int], semitones: int = 0, po
         if group and 0 <= position < n_positions:
             out += [f"Position_{position}", *group]
     return [vocab[name] for name in out]
+
+
+def pitched(tokenizer: PhraseTokenizer, bar: Sequence[int], program: int) -> bool:
+    """Whether a base-id bar of a track with this program holds a note transposition moves."""
+    return program != DRUM_PROGRAM and any(tokenizer.base_names[i].startswith("Pitch_") for i in bar)

@@ -53,15 +53,22 @@ class PhraseBatcher:
 
     def sample(self, batch_size: int, seed: int, rank: int, step: int) -> torch.Tensor:
         """A seeded random batch (B, T) for this (seed, rank, step)."""
+        return codec_batch(self.tokenizer, *self.sample_bars(batch_size, seed, rank, step))
+
+    def sample_bars(self, batch_size: int, seed: int, rank: int, step: int) -> tuple[list[list[int]], list[int]]:
+        """The base-id bars and programs of `sample`'s batch."""
         rng = np.random.default_rng([seed, rank, step])
         sizes = np.array([len(b) for b in self.buckets])
         bucket = self.buckets[rng.choice(len(sizes), p=sizes / sizes.sum())]
         chosen = bucket[rng.integers(0, len(bucket), batch_size)]
-        return self.encode(chosen, rng if self.augmenter is not None else None)
+        return self.bars(chosen, rng if self.augmenter is not None else None)
 
     def encode(self, positions: Sequence[int], rng: np.random.Generator | None = None) -> torch.Tensor:
         """Phrases at these split positions as a padded id batch (B, T)."""
-        tok = self.tokenizer
+        return codec_batch(self.tokenizer, *self.bars(positions, rng))
+
+    def bars(self, positions: Sequence[int], rng: np.random.Generator | None = None) -> tuple[list[list[int]], list[int]]:
+        """Base-id bars (augmented when rng is given) and programs at these split positions."""
         bars, programs = [], []
         for i in positions:
             phrase, program = self.dataset.phrase(int(i)), self.dataset.phrase_program(int(i))
@@ -70,7 +77,7 @@ class PhraseBatcher:
                 phrase = self.augmenter.apply(phrase, program, aug)
             bars.append(phrase.tolist())
             programs.append(program)
-        return codec_batch(tok, bars, programs)
+        return bars, programs
 
 
 def codec_batch(tokenizer: PhraseTokenizer, bars: Sequence[Sequence[int]], programs: Sequence[int]) -> torch.Tensor:

@@ -16,12 +16,12 @@ import torch
 
 import numpy as np
 
-from musemorphic.data.bar_shifts import shift_bar
+from musemorphic.data.bar_shifts import pitched, shift_bar
 from musemorphic.data.dataset import PhraseDataset
 from musemorphic.data.remi_grammar import note_f1, parse_bar
 from musemorphic.data.tokenizer import PhraseTokenizer
 from musemorphic.evaluation.factorization import Embed
-from musemorphic.generation.transpose import decode_bars, encode_bars, pitched
+from musemorphic.generation.phrase_codec import decode_bars, encode_bars
 from musemorphic.models.phrase_vae import PhraseVAE
 
 
@@ -31,7 +31,7 @@ def pitched_bars(dataset: PhraseDataset, n: int, seed: int, max_len: int) -> tup
     bars, programs = [], []
     for i in np.random.default_rng(seed).permutation(len(dataset)):
         bar, program = dataset.phrase(int(i)).tolist(), dataset.phrase_program(int(i))
-        if program != -1 and pitched(dataset.tokenizer, bar) and len(bar) + 2 <= max_len:
+        if pitched(dataset.tokenizer, bar, program) and len(bar) + 2 <= max_len:
             bars.append(bar)
             programs.append(program)
             if len(bars) == n:
@@ -73,7 +73,7 @@ def transposition_report(
     direction: torch.Tensor,
     semitones: Sequence[int] = range(-6, 7),
 ) -> list[TranspositionRow]:
-    """One row per k over pitched bars (callers pick them: see generation.transpose.pitched)."""
+    """One row per k over pitched bars (callers pick them: see data.bar_shifts.pitched)."""
     base = encode_bars(model, tokenizer, bars, programs)
     rows = []
     for k in semitones:

@@ -8,6 +8,7 @@ on held-out inputs (fresh blobs, or windows of the dataset's test split).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,7 +59,6 @@ def window_inputs(windows: torch.Tensor) -> Callable[[torch.Generator, int], tor
 
 
 def run_factorization(
-    out_dir: Path,
     train_inputs: Callable[[torch.Generator, int], torch.Tensor],
     held_out: torch.Tensor,
     preset: str,
@@ -67,23 +67,20 @@ def run_factorization(
     data_description: dict,
     progress=None,
 ) -> ExperimentResult:
-    """Train (or resume) a piano-roll encoder in out_dir and measure it on `held_out` rolls."""
+    """Train (or resume) a piano-roll encoder in train_config.out_dir and measure it on
+    `held_out` rolls; `seconds` is this call's training time."""
     height, width = held_out.shape[1:]
     torch.manual_seed(train_config.seed)
     model = PianoRollEncoder(pianoroll_encoder_config(preset, height=height, width=width))
     task = RollFactorizationTask(model, train_inputs, train_config.batch_size, train_config.seed, factorization, data_description)
+    start = time.perf_counter()
     result = train(task, train_config, progress=progress)
+    seconds = time.perf_counter() - start
     model.eval()
     figures = measure_factorization(
         roll_embed(model, held_out), len(held_out), factorization.max_pitch_shift, factorization.max_time_shift
     )
-    log = out_dir / "log.csv"
-    seconds = float(log.read_text().strip().splitlines()[-1].split(",")[_column(log, "elapsed_s")])
-    return ExperimentResult(figures, result.steps_done, seconds, out_dir / "checkpoint")
-
-
-def _column(log: Path, name: str) -> int:
-    return log.read_text().splitlines()[0].split(",").index(name)
+    return ExperimentResult(figures, result.steps_done, round(seconds, 1), Path(train_config.out_dir) / "checkpoint")
 
 
 def toy_held_out(n: int) -> torch.Tensor:

@@ -17,11 +17,10 @@ import torch
 
 from musemorphic.data import controls as ctl
 from musemorphic.data.midi_io import load_score
-from musemorphic.data.phrase_batches import codec_batch, grammatical_bar
-from musemorphic.data.remi_grammar import GrammarError
 from musemorphic.data.tokenizer import PhraseTokenizer
 from musemorphic.data.bar_timing import bar_notes, bar_ticks, first_tempo
 from musemorphic.generation.midi_writer import StreamingMidiWriter
+from musemorphic.generation.phrase_codec import decode_bars, encode_bars
 from musemorphic.models.latent_mamba import LatentMamba
 from musemorphic.models.phrase_vae import PhraseVAE
 from musemorphic.training.latent_mamba import SongControlsEncoder, load_latent_mamba
@@ -130,14 +129,9 @@ class MusicGenerator:
 
     def _decode_bar(self, index: int, latents: torch.Tensor, programs: list[int], requested_ts) -> GeneratedBar:
         tok = self.tokenizer
-        decoded = self.codec.generate(latents.to(next(self.codec.parameters()).device))
-        phrases, invalid = [], []
-        for track, ids in enumerate(decoded):
-            try:
-                phrases.append(grammatical_bar(tok, ids))
-            except GrammarError:
-                phrases.append([tok.bar_id])  # an ungrammatical bar is left silent
-                invalid.append(track)
+        decoded = decode_bars(self.codec, tok, latents)
+        phrases = [bar if bar is not None else [tok.bar_id] for bar in decoded]  # ungrammatical: left silent
+        invalid = [track for track, bar in enumerate(decoded) if bar is None]
         time_signature = requested_ts or _majority_time_signature(tok, phrases)
         return GeneratedBar(index, time_signature, phrases, invalid)
 
@@ -149,8 +143,7 @@ class MusicGenerator:
         if not song.tracks:
             raise ValueError(f"{path}: the prompt holds no notes")
         programs = [t.program for t in song.tracks]
-        batch = codec_batch(tok, [bar for t in song.tracks for bar in t.bars], [t.program for t in song.tracks for _ in t.bars])
-        mu, _ = self.codec.encode(batch[:, : self.codec.config.max_len].to(next(self.codec.parameters()).device))
+        mu = encode_bars(self.codec, tok, [bar for t in song.tracks for bar in t.bars], [t.program for t in song.tracks for _ in t.bars])
         grid = mu.view(len(programs), song.n_bars, -1).transpose(0, 1)  # (n_bars, n_tracks, Z)
         return grid.to(self.device), programs
 

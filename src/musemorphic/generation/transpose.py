@@ -18,52 +18,18 @@ from dataclasses import dataclass
 import symusic
 import torch
 
-from musemorphic.data.bar_shifts import shift_bar
-from musemorphic.data.phrase_batches import codec_batch, grammatical_bar
+from musemorphic.data.bar_shifts import pitched, shift_bar
 from musemorphic.data.remi_grammar import GrammarError, parse_bar
 from musemorphic.data.tokenizer import PhraseTokenizer, SongTokens, TrackTokens
+from musemorphic.generation.phrase_codec import decode_bars, encode_bars
 from musemorphic.models.phrase_vae import PhraseVAE
-
-DRUMS = -1
-
-
-@torch.no_grad()
-def encode_bars(
-    model: PhraseVAE, tokenizer: PhraseTokenizer, bars: Sequence[list[int]], programs: Sequence[int], batch_size: int = 256
-) -> torch.Tensor:
-    """Posterior means (N, Z) of base-id bars with their programs (cut to the codec's max_len)."""
-    device = next(model.parameters()).device
-    out = []
-    for start in range(0, len(bars), batch_size):
-        ids = codec_batch(tokenizer, bars[start : start + batch_size], programs[start : start + batch_size])
-        out.append(model.encode(ids[:, : model.config.max_len].to(device))[0].float().cpu())
-    return torch.cat(out) if out else torch.zeros(0, model.config.d_latent)
-
-
-@torch.no_grad()
-def decode_bars(model: PhraseVAE, tokenizer: PhraseTokenizer, z: torch.Tensor, batch_size: int = 256) -> list[list[int] | None]:
-    """Greedy decoding of latents (N, Z) to base-id bars (None where ungrammatical)."""
-    device = next(model.parameters()).device
-    out: list[list[int] | None] = []
-    for chunk in z.split(batch_size):
-        for ids in model.generate(chunk.to(device)):
-            try:
-                out.append(grammatical_bar(tokenizer, ids))
-            except GrammarError:
-                out.append(None)
-    return out
-
-
-def pitched(tokenizer: PhraseTokenizer, bar: Sequence[int]) -> bool:
-    """Whether a base-id bar holds a pitched (non-drum) note."""
-    return any(tokenizer.base_names[i].startswith("Pitch_") for i in bar)
 
 
 def pitch_direction(
     model: PhraseVAE, tokenizer: PhraseTokenizer, bars: Sequence[list[int]], programs: Sequence[int], max_shift: int = 6
 ) -> torch.Tensor:
     """The least-squares semitone step d_pitch (Z,) of the codec over pitched bars."""
-    keep = [i for i, (bar, p) in enumerate(zip(bars, programs)) if p != DRUMS and pitched(tokenizer, bar)]
+    keep = [i for i, (bar, p) in enumerate(zip(bars, programs)) if pitched(tokenizer, bar, p)]
     if not keep:
         raise ValueError("no pitched bar to estimate the transposition direction from")
     bars, programs = [bars[i] for i in keep], [programs[i] for i in keep]
@@ -98,8 +64,8 @@ def transpose_song_latent(
     if not song.tracks:
         raise ValueError("the score holds no notes")
     candidates = [
-        (t, b) for t, track in enumerate(song.tracks) if track.program != DRUMS
-        for b, bar in enumerate(track.bars) if pitched(tokenizer, bar)
+        (t, b) for t, track in enumerate(song.tracks) for b, bar in enumerate(track.bars)
+        if pitched(tokenizer, bar, track.program)
     ]
     fits = [len(song.tracks[t].bars[b]) + 2 <= model.config.max_len for t, b in candidates]  # BPE only shortens
     slots = [slot for slot, ok in zip(candidates, fits) if ok]

@@ -116,12 +116,19 @@ def checkpoint_exists(directory: Path) -> bool:
     return directory.is_dir() or _old(directory).is_dir()
 
 
+def read_checkpoint_config(directory: Path) -> dict:
+    """A checkpoint's config (its `step` included) without reading any weights."""
+    path = _locate(Path(directory)) / CONFIG
+    config = _read_json(path)
+    if not isinstance(config, dict) or "step" not in config:
+        raise ValueError(f"{path} is not a checkpoint config (no 'step')")
+    return config
+
+
 def load_checkpoint(directory: Path) -> Checkpoint:
     """Read a checkpoint folder (or its `.old` sibling left by an interrupted save)."""
     directory = _locate(Path(directory))
-    config = _read_json(directory / CONFIG)
-    if not isinstance(config, dict) or "step" not in config:
-        raise ValueError(f"{directory / CONFIG} is not a checkpoint config (no 'step')")
+    config = read_checkpoint_config(directory)
     step = int(config.pop("step"))
     weights = load_file(_existing(directory / WEIGHTS))
     optimizer_state = extra_state = None

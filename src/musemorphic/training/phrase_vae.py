@@ -25,8 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from musemorphic.data.bar_shifts import shift_bar
-from musemorphic.data.phrase_batches import PhraseBatcher, codec_batch, codec_ids_to_base
+from musemorphic.data.bar_shifts import pitched, shift_bar
+from musemorphic.data.phrase_batches import PhraseBatcher, codec_batch
 from musemorphic.data.tokenizer import PhraseTokenizer
 from musemorphic.models.phrase_vae import PhraseVAE, PhraseVAEConfig, kl_per_dim, phrase_vae_config
 from musemorphic.training.checkpoint import load_checkpoint
@@ -115,29 +115,23 @@ class PhraseVAETask:
         return c.beta * min(1.0, (step - vae_start + 1) / ramp)
 
     def batch(self, step: int, rank: int) -> dict[str, torch.Tensor]:
-        ids = self.batcher.sample(self.batch_size, self.seed, rank, step)
+        bars, programs = self.batcher.sample_bars(self.batch_size, self.seed, rank, step)
+        ids = codec_batch(self.batcher.tokenizer, bars, programs)
         batch = {"ids": ids}
         if self.stage(step) == "infill":
             rng = np.random.default_rng([self.seed, rank, step, 1])
             cfg = self.model.config
             batch["encoder_ids"] = span_mask(ids, cfg.mask_id, cfg.pad_id, self.curriculum.mask_ratio, self.curriculum.mean_span, rng)
         if self.curriculum.factorize > 0:
-            batch.update(self.shifted_views(ids, np.random.SeedSequence([self.seed, rank, step, 2])))
+            batch.update(self.shifted_views(bars, programs, np.random.SeedSequence([self.seed, rank, step, 2])))
         return batch
 
-    def shifted_views(self, ids: torch.Tensor, seed: np.random.SeedSequence) -> dict[str, torch.Tensor]:
-        """Up to `factorize_bars` pitched, non-empty bars of the batch as codec ids (N, T) and
-        their four shifted copies (N * 4, T'), with kinds and signs (N, 4)."""
+    def shifted_views(self, batch_bars: list[list[int]], batch_programs: list[int], seed: np.random.SeedSequence) -> dict[str, torch.Tensor]:
+        """The first `factorize_bars` pitched bars of the batch as codec ids (N, T) and their
+        four shifted copies (N * 4, T'), with kinds and signs (N, 4)."""
         tok, c = self.batcher.tokenizer, self.curriculum
-        bars, programs = [], []
-        for row in ids.tolist():
-            base = codec_ids_to_base(tok, [i for i in row if i not in (tok.pad_id, tok.eos_id)])
-            program, bar = tok.program_by_id[base[0]], base[1:]
-            if program != -1 and any(tok.base_names[i].startswith("Pitch_") for i in bar):
-                bars.append(bar)
-                programs.append(program)
-            if len(bars) == c.factorize_bars:
-                break
+        chosen = [(bar, p) for bar, p in zip(batch_bars, batch_programs) if pitched(tok, bar, p)][: c.factorize_bars]
+        bars, programs = [bar for bar, _ in chosen], [p for _, p in chosen]
         if not bars:  # a batch of drums and silence: nothing to regularise this step
             return {}
         generator = torch.Generator().manual_seed(int(seed.generate_state(1)[0]))

@@ -1,0 +1,39 @@
+"""Bars <-> latents through a PhraseVAE, in batches: posterior means in, greedy decoding out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from musemorphic.data.phrase_batches import codec_batch, grammatical_bar
+from musemorphic.data.remi_grammar import GrammarError
+from musemorphic.data.tokenizer import PhraseTokenizer
+from musemorphic.models.phrase_vae import PhraseVAE
+
+
+@torch.no_grad()
+def encode_bars(
+    model: PhraseVAE, tokenizer: PhraseTokenizer, bars: Sequence[list[int]], programs: Sequence[int], batch_size: int = 256
+) -> torch.Tensor:
+    """Posterior means (N, Z) of base-id bars with their programs (cut to the codec's max_len)."""
+    device = next(model.parameters()).device
+    out = []
+    for start in range(0, len(bars), batch_size):
+        ids = codec_batch(tokenizer, bars[start : start + batch_size], programs[start : start + batch_size])
+        out.append(model.encode(ids[:, : model.config.max_len].to(device))[0].float().cpu())
+    return torch.cat(out) if out else torch.zeros(0, model.config.d_latent)
+
+
+@torch.no_grad()
+def decode_bars(model: PhraseVAE, tokenizer: PhraseTokenizer, z: torch.Tensor, batch_size: int = 256) -> list[list[int] | None]:
+    """Greedy decoding of latents (N, Z) to base-id bars (None where ungrammatical)."""
+    device = next(model.parameters()).device
+    out: list[list[int] | None] = []
+    for chunk in z.split(batch_size):
+        for ids in model.generate(chunk.to(device)):
+            try:
+                out.append(grammatical_bar(tokenizer, ids))
+            except GrammarError:
+                out.append(None)
+    return out
