@@ -16,49 +16,21 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from common import machine
-from musemorphic.data.dataset import PhraseDataset
-from musemorphic.data.phrase_batches import codec_batch
-from musemorphic.evaluation.frechet import frechet_distance
+from musemorphic.evaluation.phrase_fid import nonempty_phrase_means, phrase_fid, real_phrase_means
 from musemorphic.generation.generate import MusicGenerator, Request
-from musemorphic.training.latents import encode_phrases
 
 
-def real_means(codec, data: Path, split: str, limit: int = 12_000) -> np.ndarray:
-    """Posterior means of (a seeded sample of at most `limit`) non-empty phrases of a split."""
-    dataset = PhraseDataset(data, split=split)
-    nonempty = np.flatnonzero(dataset.shard.columns["phrase_n_notes"][dataset.phrase_indices] > 0)
-    if len(nonempty) > limit:
-        nonempty = np.sort(np.random.default_rng(0).choice(nonempty, limit, replace=False))
-    dataset.phrase_indices = dataset.phrase_indices[nonempty]
-    return encode_phrases(codec, dataset)
-
-
-@torch.no_grad()
-def generated_means(generator: MusicGenerator, pieces: int, bars: int, temperature: float) -> tuple[np.ndarray, float]:
-    """Posterior means of the non-empty decoded phrases of generated pieces, and the empty share."""
-    tok = generator.tokenizer
-    pitched = {i for t, i in tok.base_vocab.items() if t.startswith(("Pitch_", "PitchDrum_"))}
-    phrases, programs, empty = [], [], 0
+def generated_phrases(generator: MusicGenerator, pieces: int, bars: int, temperature: float) -> tuple[list, list]:
+    """Every decoded track bar of `pieces` generated pieces, with its program."""
+    phrases, programs = [], []
     for seed in range(pieces):
-        request = Request(bars=bars, seed=seed, temperature=temperature)
-        layout = generator.default_programs
-        for bar in generator.bars(request):
-            for program, phrase in zip(layout, bar.phrases, strict=True):
-                if pitched.intersection(phrase):
-                    phrases.append(phrase)
-                    programs.append(program)
-                else:
-                    empty += 1
-    means = []
-    for start in range(0, len(phrases), 256):
-        ids = codec_batch(tok, phrases[start : start + 256], programs[start : start + 256])
-        mu, _ = generator.codec.encode(ids[:, : generator.codec.config.max_len])
-        means.append(mu.float().numpy())
-    return np.concatenate(means), empty / max(1, empty + len(phrases))
+        for bar in generator.bars(Request(bars=bars, seed=seed, temperature=temperature)):
+            phrases.extend(bar.phrases)
+            programs.extend(generator.default_programs)
+    return phrases, programs
 
 
 def main() -> None:
@@ -71,25 +43,19 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=1.0)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    rng = np.random.default_rng(0)
     results = {}
-    test = None
     for spec in args.prior:
         name, path = spec.split("=", 1)
         generator = MusicGenerator.load(args.codec, path)
-        if test is None:
-            test = real_means(generator.codec, args.data, "test")
-            train = real_means(generator.codec, args.data, "train")
-        fake, empty_share = generated_means(generator, args.pieces, args.bars, args.temperature)
-        n = min(len(fake), len(test))
-        results[name] = {
-            "phrase_fid": round(frechet_distance(fake[rng.permutation(len(fake))[:n]], test[rng.permutation(len(test))[:n]]), 3),
-            "bars_compared": n,
-            "empty_phrase_share": round(empty_share, 3),
-        }
-    n = min(len(train), len(test))
-    real_fid = frechet_distance(train[rng.permutation(len(train))[:n]], test[rng.permutation(len(test))[:n]])
-    results["real train vs real test"] = {"phrase_fid": round(real_fid, 3), "bars_compared": n}
+        codec, tok = generator.codec, generator.tokenizer
+        if not results:
+            test = real_phrase_means(codec, tok, args.data, "test")
+            train = real_phrase_means(codec, tok, args.data, "train")
+        fake, empty = nonempty_phrase_means(codec, tok, *generated_phrases(generator, args.pieces, args.bars, args.temperature))
+        fid, n = phrase_fid(fake, test)
+        results[name] = {"phrase_fid": round(fid, 3), "bars_compared": n, "empty_phrase_share": round(empty / (empty + len(fake)), 3)}
+    fid, n = phrase_fid(train, test)
+    results["real train vs real test"] = {"phrase_fid": round(fid, 3), "bars_compared": n}
     print(json.dumps({"machine": machine(), "pieces": args.pieces, "bars": args.bars, "results": results}, indent=1))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import pytest
@@ -11,8 +12,10 @@ import torch
 import midi_factory
 from conftest import FIXTURE_FILES
 from musemorphic.data.bar_timing import bar_notes, bar_ticks
+from musemorphic.data.key_frame import normalizing_shift
 from musemorphic.generation.generate import MusicGenerator, Request, requested_bpm
 from musemorphic.generation.midi_writer import StreamingMidiWriter, channels_for
+from musemorphic.models.latent_mamba import LatentMamba
 from musemorphic.data.phrase_batches import PhraseBatcher
 from musemorphic.training.latent_mamba import build_latent_mamba
 from musemorphic.training.loop import TrainConfig, train
@@ -122,3 +125,57 @@ def test_interrupted_endless_run_leaves_a_valid_file(generator, tmp_path):
     score = symusic.Score(str(path))
     assert score.note_num() > 0
     assert max(n.time for t in score.tracks for n in t.notes) < 5 * bar_ticks(480, (4, 4)) + 1
+
+
+def test_batched_decoding_of_chunks_writes_the_same_music_as_bar_by_bar(generator, tmp_path):
+    request = Request(bars=7, seed=5, temperature=1.0)
+    chunk = generator.decode_chunk
+    try:
+        generator.decode_chunk = 1
+        generator.write(request, tmp_path / "one.mid")
+        generator.decode_chunk = 4  # 7 bars: a chunk of 4, then a short one of 3
+        generator.write(request, tmp_path / "four.mid")
+    finally:
+        generator.decode_chunk = chunk
+    assert (tmp_path / "one.mid").read_bytes() == (tmp_path / "four.mid").read_bytes()
+    assert symusic.Score(str(tmp_path / "one.mid")).note_num() > 0
+
+
+@pytest.fixture(scope="module")
+def key_frame_generator(generator) -> MusicGenerator:
+    """The same models, the prior marked as trained in the C major / A minor frame."""
+    prior = LatentMamba(dataclasses.replace(generator.prior.config, key_normalized=True))
+    prior.load_state_dict(generator.prior.state_dict(), strict=True)
+    return MusicGenerator(generator.codec, generator.tokenizer, prior, generator.default_programs)
+
+
+def _pitched_notes(path) -> list[tuple[int, int, int]]:
+    score = symusic.Score(str(path))
+    return sorted((n.time, n.duration, n.pitch) for t in score.tracks if not t.is_drum for n in t.notes)
+
+
+def test_a_key_frame_prior_moves_its_music_to_the_requested_key(key_frame_generator, tmp_path):
+    g = key_frame_generator
+    assert g.control_classes(Request(key="C major")) == g.control_classes(Request(key="D major"))  # both C in the frame
+    assert g.control_classes(Request(key="D minor"))[1] == 21  # A minor
+    g.write(Request(bars=4, seed=2, key="C major"), tmp_path / "c.mid")
+    g.write(Request(bars=4, seed=2, key="D major"), tmp_path / "d.mid")
+    c, d = _pitched_notes(tmp_path / "c.mid"), _pitched_notes(tmp_path / "d.mid")
+    assert c and [(t, dur, p + 2) for t, dur, p in c] == d
+
+
+def test_a_key_frame_prior_continues_a_prompt_in_the_prompt_key(key_frame_generator, tmp_path):
+    score = symusic.Score.from_midi(midi_factory.simple_song(n_bars=4))
+    up = score.copy()
+    for track in up.tracks:
+        if not track.is_drum:
+            for note in track.notes:
+                note.pitch += 2
+    score.dump_midi(str(tmp_path / "prompt.mid"))
+    up.dump_midi(str(tmp_path / "prompt_up.mid"))
+    keys = [key_frame_generator._prompt_latents(tmp_path / name)[2] for name in ("prompt.mid", "prompt_up.mid")]
+    assert normalizing_shift(keys[0]) - normalizing_shift(keys[1]) == 2  # the frame undoes the move exactly
+    key_frame_generator.write(Request(bars=3, seed=1, prompt=tmp_path / "prompt.mid"), tmp_path / "a.mid")
+    key_frame_generator.write(Request(bars=3, seed=1, prompt=tmp_path / "prompt_up.mid"), tmp_path / "b.mid")
+    a, b = _pitched_notes(tmp_path / "a.mid"), _pitched_notes(tmp_path / "b.mid")
+    assert a and [(t, dur, p + 2) for t, dur, p in a] == b

@@ -98,3 +98,27 @@ def test_tiny_model_trains_and_reloads(fixture_dataset, tmp_path):
         b = again(batch["controls"], batch["latents"], batch["tracks"], batch["programs"])
     for x, y in zip(a, b):
         torch.testing.assert_close(x, y, rtol=0, atol=0)
+
+
+def test_controls_reach_late_slots_directly():
+    """The summed controls join every slot's input, so a request still steers slot 64."""
+    model = _model().eval()
+    L = 64
+    latents = torch.randn(1, L, 6)
+    tracks = torch.zeros(1, L, dtype=torch.long)
+    programs = torch.zeros(1, L, dtype=torch.long)
+    with torch.no_grad():
+        a = model(torch.tensor([[-1, 0, -1, -1, -1]]), latents, tracks, programs)
+        b = model(torch.tensor([[-1, 7, -1, -1, -1]]), latents, tracks, programs)
+    late = [(x[:, -1] - y[:, -1]).abs().max().item() for x, y in zip(a, b)]
+    assert max(late) > 1e-2
+
+
+def test_key_normalised_windows_carry_the_frame_key(fixture_dataset):
+    model = build_latent_mamba(fixture_dataset, "tiny", d_latent=4, key_normalized=True)
+    latents = np.zeros((len(fixture_dataset), 4), dtype=np.float32)
+    windows = LatentSongWindows(fixture_dataset, latents, model.config, window_slots=12)
+    keys = {controls[1] for _, _, controls in windows.songs}
+    assert keys <= {-1, 0, 21} and keys & {0, 21}
+    plain = LatentSongWindows(fixture_dataset, latents, build_latent_mamba(fixture_dataset, "tiny", d_latent=4).config, window_slots=12)
+    assert {controls[1] for _, _, controls in plain.songs} - {-1, 0, 21}  # the fixtures are in other keys too

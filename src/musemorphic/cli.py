@@ -169,6 +169,7 @@ def train_latent_mamba(
     steps: int = typer.Option(2000, help="Optimizer steps."),
     batch_size: int = typer.Option(8, help="Song windows per step."),
     window: int = typer.Option(192, help="Slots (bar x track latents) per training window."),
+    key_normalize: bool = typer.Option(True, "--key-normalize/--no-key-normalize", help="Learn songs moved to C major / A minor; generation moves them to the requested key."),
     lr: float = typer.Option(1e-3, help="Peak learning rate."),
     seed: int = typer.Option(0, help="Seed for weights and batches."),
     minutes: Optional[float] = typer.Option(None, help="Stop with a checkpoint after this much wall time."),
@@ -190,11 +191,11 @@ def train_latent_mamba(
     codec_model, _ = load_phrase_vae(codec)
     with _progress_bar("encoding phrases") as bar:
         job = bar.add_task("encoding", total=None, rate="")
-        latents = cached_latents(codec_model, codec, data, progress=lambda d, t: bar.update(job, completed=d, total=t))
+        latents = cached_latents(codec_model, codec, data, progress=lambda d, t: bar.update(job, completed=d, total=t), key_normalized=key_normalize)
     dataset = PhraseDataset(data, split=None)
     train_split = PhraseDataset(data, split="train")
     torch.manual_seed(seed)
-    model = build_latent_mamba(dataset, preset, head=head, d_latent=codec_model.config.d_latent)
+    model = build_latent_mamba(dataset, preset, head=head, d_latent=codec_model.config.d_latent, key_normalized=key_normalize)
     windows = LatentSongWindows(train_split, latents, model.config, window_slots=window)
     layouts = collections.Counter(tuple(s["programs"]) for s in train_split.songs)
     record = {"model": codec_model.config.to_dict(), "default_programs": list(layouts.most_common(1)[0][0])}
@@ -310,6 +311,54 @@ def eval_phrase_vae(
         return
     for name, value in report.to_dict().items():
         console.print(f"{name:>22}: {value:.4f}" if isinstance(value, float) else f"{name:>22}: {value}")
+
+
+@eval_app.command("generate")
+def eval_generate(
+    data: Path = typer.Option(..., help="A folder made by `musemorphic prepare`: its test split is the reference."),
+    model: Optional[Path] = typer.Option(None, help="A folder with phrase_vae/ and latent_mamba/ checkpoints (default: the shipped model)."),
+    codec: Optional[Path] = typer.Option(None, help="PhraseVAE checkpoint (overrides --model's)."),
+    prior: Optional[Path] = typer.Option(None, help="LatentMamba checkpoint (overrides --model's)."),
+    out: Path = typer.Option(Path("runs/eval_generate"), "-o", "--out", help="Report folder: report.md, report.json, metrics.png, pieces/."),
+    pieces: int = typer.Option(48, help="Pieces to generate."),
+    bars: int = typer.Option(16, help="Bars per piece."),
+    temperature: float = typer.Option(1.0, help="Sampling temperature of the prior."),
+    train_songs: int = typer.Option(200, help="Training songs sampled for the real-vs-real ceiling."),
+    control_seeds: int = typer.Option(2, help="Pieces per value of each control for the control table (0: skip it)."),
+    seed: int = typer.Option(0, help="Seed of the first piece and of the sampled sets."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
+) -> None:
+    """Generate pieces and compare them with held-out real music: metrics, phrase FID, controls."""
+    import json
+
+    import torch
+
+    from musemorphic.evaluation.generation_report import GenerationEvalConfig, evaluate_generation
+    from musemorphic.generation.generate import MusicGenerator
+
+    torch.set_num_threads(1)
+    root = model
+    codec = codec or (root / "phrase_vae" if root else _shipped_model("phrase_vae"))
+    prior = prior or (root / "latent_mamba" if root else _shipped_model("latent_mamba"))
+    generator = MusicGenerator.load(codec, prior)
+    config = GenerationEvalConfig(pieces=pieces, bars=bars, temperature=temperature, train_songs=train_songs,
+                                  control_seeds=control_seeds, seed=seed)
+    with _progress_bar("evaluating") as bar:
+        jobs = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in jobs:
+                jobs[stage] = bar.add_task(stage, total=total, rate=stage)
+            bar.update(jobs[stage], completed=done, total=total)
+
+        report = evaluate_generation(generator, data, out, config, progress)
+    if as_json:
+        print(json.dumps(report))
+        return
+    from rich.markdown import Markdown
+
+    console.print(Markdown((out / "report.md").read_text()))
+    console.print(f"report: {out / 'report.md'} (and report.json, metrics.png, pieces/)")
 
 
 @experiment_app.command("factorization")

@@ -96,8 +96,9 @@ def check_structure(data: bytes, path: str | Path) -> None:
         raise MidiError(path, f"truncated file: header declares {declared} tracks, file holds {found}")
 
 
-def load_score(path: str | Path, limits: Limits = Limits()) -> symusic.Score:
-    """Read and validate a MIDI file; raise MidiError with the reason when it is unusable."""
+def load_score(path: str | Path, limits: Limits = Limits(), allow_silent: bool = False) -> symusic.Score:
+    """Read and validate a MIDI file; raise MidiError with the reason when it is unusable
+    (a file without notes too, unless `allow_silent`)."""
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -113,7 +114,7 @@ def load_score(path: str | Path, limits: Limits = Limits()) -> symusic.Score:
         raise MidiError(path, f"unreadable MIDI: {err}") from err
     if len(score.tracks) > limits.max_tracks:
         raise MidiError(path, f"absurd: {len(score.tracks)} tracks (limit {limits.max_tracks})")
-    if score.note_num() == 0:
+    if score.note_num() == 0 and not allow_silent:
         raise MidiError(path, "no notes")
     if score.note_num() > limits.max_notes:
         raise MidiError(path, f"absurd: {score.note_num()} notes (limit {limits.max_notes})")

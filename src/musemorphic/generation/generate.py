@@ -2,8 +2,10 @@
 
 The prior runs in recurrent mode: its state has a fixed size, and nothing generated is
 kept once written, so a run of any length uses the same memory. Every bar is drawn slot by
-slot (track by track), its latents are decoded by the PhraseVAE, and its notes go to a
-`StreamingMidiWriter` that makes the file valid after every chunk.
+slot (track by track). The PhraseVAE decodes the latents of `decode_chunk` bars at a time in
+one batch (greedy decoding is row by row, so the chunk size changes the speed, not the
+music: tests/test_generation.py checks it), and the notes go to a `StreamingMidiWriter`
+that makes the file valid after every chunk.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import numpy as np
 import torch
 
 from musemorphic.data import controls as ctl
+from musemorphic.data.augment import AugmentConfig, Augmentation, Augmenter
+from musemorphic.data.key_frame import normalized_key, normalizing_shift
 from musemorphic.data.midi_io import load_score
 from musemorphic.data.tokenizer import PhraseTokenizer
 from musemorphic.data.bar_timing import bar_notes, bar_ticks, first_tempo
@@ -55,19 +59,23 @@ class GeneratedBar:
 
 
 class MusicGenerator:
-    def __init__(self, codec: PhraseVAE, tokenizer: PhraseTokenizer, prior: LatentMamba, default_programs: list[int]):
+    def __init__(
+        self, codec: PhraseVAE, tokenizer: PhraseTokenizer, prior: LatentMamba, default_programs: list[int], decode_chunk: int = 16
+    ):
         self.codec, self.tokenizer, self.prior = codec.eval(), tokenizer, prior.eval()
         self.default_programs = default_programs
+        self.decode_chunk = decode_chunk  # bars decoded per codec batch
         self.device = next(prior.parameters()).device
+        self.mover = Augmenter(tokenizer, AugmentConfig())  # transposes phrases in and out of the key frame
 
     @classmethod
-    def load(cls, codec_dir: str | Path, prior_dir: str | Path, device: str = "cpu") -> MusicGenerator:
+    def load(cls, codec_dir: str | Path, prior_dir: str | Path, device: str = "cpu", decode_chunk: int = 16) -> MusicGenerator:
         """Codec and prior from their checkpoint folders (the prior records which codec it learned)."""
         codec, tokenizer = load_phrase_vae(codec_dir)
         prior, record = load_latent_mamba(prior_dir)
         if record.get("model") != codec.config.to_dict():
             raise ValueError(f"{prior_dir} was trained on the latents of another codec than {codec_dir}")
-        return cls(codec.to(device), tokenizer, prior.to(device), record["default_programs"])
+        return cls(codec.to(device), tokenizer, prior.to(device), record["default_programs"], decode_chunk)
 
     # ---- controls ------------------------------------------------------------------
     def control_classes(self, request: Request) -> list[int]:
@@ -79,9 +87,10 @@ class MusicGenerator:
                 raise ValueError(f"time signature {time_signature} is not one the model knows: {self.prior.config.time_signatures}")
         if request.style is not None and request.style not in self.prior.config.styles:
             raise ValueError(f"style {request.style!r} is not one the model knows: {self.prior.config.styles}")
+        key = ctl.parse_key(request.key) if request.key else -1
         return SongControlsEncoder(self.prior.config).encode(
             requested_bpm(request.tempo),
-            ctl.parse_key(request.key) if request.key else -1,
+            normalized_key(key) if self.prior.config.key_normalized else key,
             time_signature,
             ctl.parse_density(request.density) if request.density else -1,
             request.style,
@@ -92,15 +101,27 @@ class MusicGenerator:
         """Generated bars, one at a time, forever when request.bars is None."""
         return self._bars(request, *self._layout(request))
 
-    def _layout(self, request: Request) -> tuple[list[int], torch.Tensor | None]:
-        """Track programs, and the prompt's (n_bars, n_tracks, Z) latents when continuing one."""
+    def _layout(self, request: Request) -> tuple[list[int], torch.Tensor | None, int]:
+        """Track programs, the prompt's (n_bars, n_tracks, Z) latents when continuing one, and
+        the semitones from the prior's key frame to the output key."""
         if request.prompt is None:
-            return request.programs or self.default_programs, None
-        latents, programs = self._prompt_latents(request.prompt)
-        return programs, latents
+            return request.programs or self.default_programs, None, self._output_shift(request, None)
+        latents, programs, prompt_key = self._prompt_latents(request.prompt)
+        return programs, latents, self._output_shift(request, prompt_key)
+
+    def _output_shift(self, request: Request, prompt_key: int | None) -> int:
+        """0 unless the prior is key-normalised; then to the requested key, else the prompt's,
+        else a seeded random one."""
+        if not self.prior.config.key_normalized:
+            return 0
+        if request.key:
+            return -normalizing_shift(ctl.parse_key(request.key))
+        if prompt_key is not None:
+            return -normalizing_shift(prompt_key)
+        return int(np.random.default_rng([request.seed, 1]).integers(-5, 7))
 
     @torch.no_grad()
-    def _bars(self, request: Request, programs: list[int], prompt_latents: torch.Tensor | None) -> Iterator[GeneratedBar]:
+    def _bars(self, request: Request, programs: list[int], prompt_latents: torch.Tensor | None, shift: int) -> Iterator[GeneratedBar]:
         generator = torch.Generator().manual_seed(request.seed)
         controls = torch.tensor([self.control_classes(request)], device=self.device)
         states = self.prior.start(controls)
@@ -114,38 +135,52 @@ class MusicGenerator:
         requested_ts = ctl.parse_time_signature(request.time_signature) if request.time_signature else None
         index = 0
         while request.bars is None or index < request.bars:
-            latents = []
-            for track, program in enumerate(programs):
-                prediction, states = self._step(previous, track, program, states)
+            n_bars = self.decode_chunk if request.bars is None else min(self.decode_chunk, request.bars - index)
+            latents = []  # (n_bars * n_tracks) x (Z,)
+            for _ in range(n_bars * len(programs)):
+                track = len(latents) % len(programs)
+                prediction, states = self._step(previous, track, programs[track], states)
                 previous = self.prior.sample(prediction, request.temperature, generator).float()
                 latents.append(previous[0])
-            yield self._decode_bar(index, torch.stack(latents), programs, requested_ts)
-            index += 1
+            decoded = decode_bars(self.codec, self.tokenizer, torch.stack(latents))
+            for start in range(0, len(decoded), len(programs)):
+                yield self._bar(index, decoded[start : start + len(programs)], programs, shift, requested_ts)
+                index += 1
 
     def _step(self, previous, track: int, program: int, states):
         t = torch.tensor([track], device=self.device)
         p = torch.tensor([program], device=self.device)
         return self.prior.step(previous, t, p, states)
 
-    def _decode_bar(self, index: int, latents: torch.Tensor, programs: list[int], requested_ts) -> GeneratedBar:
+    def _bar(self, index: int, decoded: list[list[int] | None], programs: list[int], shift: int, requested_ts) -> GeneratedBar:
+        """A bar from its tracks' decoded phrases (None: ungrammatical), moved `shift` semitones."""
         tok = self.tokenizer
-        decoded = decode_bars(self.codec, tok, latents)
-        phrases = [bar if bar is not None else [tok.bar_id] for bar in decoded]  # ungrammatical: left silent
+        phrases = [self._transpose(bar, p, shift) if bar is not None else [tok.bar_id] for bar, p in zip(decoded, programs)]
         invalid = [track for track, bar in enumerate(decoded) if bar is None]
         time_signature = requested_ts or _majority_time_signature(tok, phrases)
         return GeneratedBar(index, time_signature, phrases, invalid)
 
+    def _transpose(self, bar: list[int], program: int, shift: int) -> list[int]:
+        return bar if shift == 0 else self.mover.apply(np.asarray(bar), program, Augmentation(shift, 1.0, 1.0)).tolist()
+
     @torch.no_grad()
-    def _prompt_latents(self, path: Path) -> tuple[torch.Tensor, list[int]]:
-        """(n_bars, n_tracks, Z) codec latents of a MIDI prompt, and its programs."""
+    def _prompt_latents(self, path: Path) -> tuple[torch.Tensor, list[int], int | None]:
+        """(n_bars, n_tracks, Z) codec latents of a MIDI prompt (in the prior's key frame), its
+        programs, and its key (None unless the prior is key-normalised)."""
         tok = self.tokenizer
-        song = tok.encode_song(load_score(path))
+        score = tok.preprocess(load_score(path))
+        song = tok.encode_song(score, preprocessed=True)
         if not song.tracks:
             raise ValueError(f"{path}: the prompt holds no notes")
         programs = [t.program for t in song.tracks]
-        mu = encode_bars(self.codec, tok, [bar for t in song.tracks for bar in t.bars], [t.program for t in song.tracks for _ in t.bars])
+        key, shift = None, 0
+        if self.prior.config.key_normalized:
+            key = ctl.extract_controls(score, song.bar_ticks).key
+            shift = normalizing_shift(key)
+        bars = [self._transpose(bar, t.program, shift) for t in song.tracks for bar in t.bars]
+        mu = encode_bars(self.codec, tok, bars, [t.program for t in song.tracks for _ in t.bars])
         grid = mu.view(len(programs), song.n_bars, -1).transpose(0, 1)  # (n_bars, n_tracks, Z)
-        return grid.to(self.device), programs
+        return grid.to(self.device), programs, key
 
     # ---- MIDI ----------------------------------------------------------------------
     def write(
@@ -161,14 +196,14 @@ class MusicGenerator:
         A KeyboardInterrupt ends generation cleanly, leaving a valid file. `on_bar` is
         called after each bar is written (progress, measurements).
         """
-        programs, prompt_latents = self._layout(request)  # the prompt is read and encoded once
+        programs, prompt_latents, shift = self._layout(request)  # the prompt is read and encoded once
         tempo = requested_bpm(request.tempo)
         written = invalid = 0
         tick = 0
         previous_ts = None
         with StreamingMidiWriter(path, TPQ, programs) as writer:
             try:
-                for bar in self._bars(request, programs, prompt_latents):
+                for bar in self._bars(request, programs, prompt_latents, shift):
                     if bar.index == 0:
                         decoded = (first_tempo(self.tokenizer.token_names(p)) for p in bar.phrases)
                         tempo = tempo or next((t for t in decoded if t), DEFAULT_TEMPO)

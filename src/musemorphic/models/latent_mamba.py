@@ -8,8 +8,10 @@ read bar by bar and, inside a bar, track by track ("interleaved slots"):
 
 The input at a slot is the projection of the previous slot's latent (zeros before the
 first) plus embeddings of the slot's track index and program, so the model always knows
-which instrument it is writing for; the output predicts that slot's latent as a Gaussian
-mixture. Interleaving (rather than one wide step per bar with fixed track slots) lets one
+which instrument it is writing for, plus the sum of the control embeddings, so the controls
+reach every slot directly instead of only through the recurrent state (read once, a prefix
+fades from the state of a long window; measured in BENCHMARKS.md). The output predicts that
+slot's latent as a Gaussian mixture. Interleaving (rather than one wide step per bar with fixed track slots) lets one
 model serve songs with any number and kind of tracks, and lets a track see the tracks
 written before it in the same bar. Empty phrases are latents like any other.
 
@@ -36,6 +38,14 @@ N_PROGRAMS = 129  # -1 (drums) .. 127, stored shifted by one
 
 
 @dataclass
+class RecurrentState:
+    """What generation carries from slot to slot: the Mamba layers' states and the summed controls (B, D)."""
+
+    layers: list
+    control_sum: torch.Tensor
+
+
+@dataclass
 class LatentMambaConfig(JsonConfig):
     d_latent: int = 64
     d_model: int = 128
@@ -49,6 +59,7 @@ class LatentMambaConfig(JsonConfig):
     time_signatures: list[str] = field(default_factory=lambda: ["4/4"])  # class vocabulary
     styles: list[str] = field(default_factory=list)  # class vocabulary
     control_dropout: float = 0.3
+    key_normalized: bool = False  # trained on songs moved to C major / A minor (data/key_frame.py)
 
     @property
     def control_sizes(self) -> tuple[int, ...]:
@@ -89,9 +100,9 @@ class LatentMamba(nn.Module):
         tokens = [emb(controls[:, i] + 1) for i, emb in enumerate(self.controls)]
         return torch.stack(tokens, dim=1) + self.control_kind
 
-    def slot_inputs(self, previous: torch.Tensor, tracks: torch.Tensor, programs: torch.Tensor) -> torch.Tensor:
-        """previous latents (B, L, Z), track indices and programs (B, L) -> (B, L, D)."""
-        return self.latent_in(previous) + self.track(tracks) + self.program(programs + 1)
+    def slot_inputs(self, previous: torch.Tensor, tracks: torch.Tensor, programs: torch.Tensor, control_sum: torch.Tensor) -> torch.Tensor:
+        """previous latents (B, L, Z), track indices and programs (B, L), summed controls (B, D) -> (B, L, D)."""
+        return self.latent_in(previous) + self.track(tracks) + self.program(programs + 1) + control_sum[:, None]
 
     # ---- training ------------------------------------------------------------------
     def forward(
@@ -104,7 +115,8 @@ class LatentMamba(nn.Module):
     ):
         """Teacher-forced predictions for every slot (head outputs over (B, L))."""
         previous = F.pad(latents[:, :-1], (0, 0, 1, 0))  # (B, L, Z): zeros before the first slot
-        x = torch.cat([self.control_tokens(controls), self.slot_inputs(previous, tracks, programs)], dim=1)
+        control_tokens = self.control_tokens(controls)  # (B, C, D)
+        x = torch.cat([control_tokens, self.slot_inputs(previous, tracks, programs, control_tokens.sum(1))], dim=1)
         h, _ = self.backbone(x, scan=scan)  # (B, C + L, D)
         return self.head(h[:, len(CONTROL_NAMES) :])
 
@@ -118,17 +130,18 @@ class LatentMamba(nn.Module):
 
     # ---- recurrent generation ------------------------------------------------------
     @torch.no_grad()
-    def start(self, controls: torch.Tensor):
-        """Read the control tokens; returns the recurrent states (fixed size from here on)."""
-        _, states = self.backbone(self.control_tokens(controls))
-        return states
+    def start(self, controls: torch.Tensor) -> RecurrentState:
+        """Read the control tokens; returns the recurrent state (fixed size from here on)."""
+        control_tokens = self.control_tokens(controls)  # (B, C, D)
+        _, layers = self.backbone(control_tokens)
+        return RecurrentState(layers, control_tokens.sum(1))
 
     @torch.no_grad()
-    def step(self, previous: torch.Tensor, track: torch.Tensor, program: torch.Tensor, states):
-        """One slot: previous latent (B, Z), track and program (B,) -> (head output, states)."""
-        x = self.slot_inputs(previous[:, None], track[:, None], program[:, None])[:, 0]  # (B, D)
-        h, states = self.backbone.step(x, states)
-        return self.head(h), states
+    def step(self, previous: torch.Tensor, track: torch.Tensor, program: torch.Tensor, state: RecurrentState):
+        """One slot: previous latent (B, Z), track and program (B,) -> (head output, state)."""
+        x = self.slot_inputs(previous[:, None], track[:, None], program[:, None], state.control_sum)[:, 0]  # (B, D)
+        h, layers = self.backbone.step(x, state.layers)
+        return self.head(h), RecurrentState(layers, state.control_sum)
 
     def sample(self, prediction, temperature: float, generator: torch.Generator | None = None) -> torch.Tensor:
         if self.config.head == "mse":

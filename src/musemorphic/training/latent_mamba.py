@@ -1,7 +1,8 @@
 """LatentMamba training recipe: windows of songs' latent grids, with their controls.
 
 A training item is a window of whole bars of one song in slot order (bar by bar, track
-by track; see models/latent_mamba.py), with the song's control classes; each control is
+by track; see models/latent_mamba.py), with the song's control classes (with
+`key_normalized`, the latents and the key are those of the song moved to C major / A minor); each control is
 dropped (set to -1, "unspecified") with probability `control_dropout`. Batches are drawn
 from a generator seeded by (seed, rank, step), so resuming reproduces the same batches.
 """
@@ -16,6 +17,7 @@ from torch import nn
 
 from musemorphic.data import controls as ctl
 from musemorphic.data.dataset import PhraseDataset
+from musemorphic.data.key_frame import normalized_key
 from musemorphic.models.latent_mamba import LatentMamba, LatentMambaConfig, latent_mamba_config
 from musemorphic.training.checkpoint import load_checkpoint
 
@@ -54,9 +56,10 @@ class LatentSongWindows:
             first = int(np.searchsorted(cols["phrase_song"], song))
             rows = first + np.arange(n_tracks)[None, :] * n_bars + np.arange(n_bars)[:, None]  # (n_bars, n_tracks)
             labels = dataset.song_controls(song)
+            key = normalized_key(labels.key) if config.key_normalized else labels.key
             summary = meta["controls"]
             self.songs.append(
-                (rows, np.asarray(meta["programs"]), encoder.encode(summary["tempo"], labels.key, labels.time_signature, labels.density_level, labels.style))
+                (rows, np.asarray(meta["programs"]), encoder.encode(summary["tempo"], key, labels.time_signature, labels.density_level, labels.style))
             )
         if not self.songs:
             raise ValueError(f"{dataset.directory}: no song fits a LatentMamba (<= {config.max_tracks} tracks)")

@@ -9,8 +9,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from musemorphic.data.augment import AugmentConfig, Augmentation, Augmenter
 from musemorphic.data.dataset import PhraseDataset
-from musemorphic.data.phrase_batches import PhraseBatcher
+from musemorphic.data.key_frame import normalizing_shift
+from musemorphic.data.phrase_batches import PhraseBatcher, codec_batch
 from musemorphic.models.phrase_vae import PhraseVAE
 
 
@@ -20,9 +22,11 @@ def encode_phrases(
     dataset: PhraseDataset,
     batch_size: int = 256,
     progress: Callable[[int, int], None] | None = None,
+    key_normalized: bool = False,
 ) -> np.ndarray:
     """mu of every phrase of `dataset` (its split order): (n_phrases, Z) float32.
 
+    With `key_normalized`, each song is first moved to C major / A minor (data/key_frame.py).
     Phrases longer than the codec's max_len are cut to it (they are rare; see the
     evaluation's `too_long_bars`).
     """
@@ -31,9 +35,17 @@ def encode_phrases(
     batcher = PhraseBatcher(dataset, max_len=1 << 30)  # keep every phrase
     order = np.argsort(np.diff(dataset.shard.offsets)[dataset.phrase_indices], kind="stable")  # short first
     out = np.zeros((len(dataset), model.config.d_latent), dtype=np.float32)
+    if key_normalized:
+        mover = Augmenter(dataset.tokenizer, AugmentConfig())
+        songs = dataset.shard.columns["phrase_song"][dataset.phrase_indices]
+        song_shift = {int(s): normalizing_shift(dataset.song_controls(int(s)).key) for s in np.unique(songs)}
+        shifts = np.array([song_shift[int(s)] for s in songs])  # (n_phrases,) semitones
     for start in range(0, len(order), batch_size):
         chosen = order[start : start + batch_size]
-        ids = batcher.encode(chosen)[:, : model.config.max_len].to(device)  # (B, T)
+        bars, programs = batcher.bars(chosen)
+        if key_normalized:
+            bars = [mover.apply(bar, p, Augmentation(int(shifts[i]), 1.0, 1.0)).tolist() for bar, p, i in zip(bars, programs, chosen)]
+        ids = codec_batch(dataset.tokenizer, bars, programs)[:, : model.config.max_len].to(device)  # (B, T)
         mu, _ = model.encode(ids)
         out[chosen] = mu.float().cpu().numpy()
         if progress is not None:
@@ -46,14 +58,16 @@ def cached_latents(
     codec_dir: Path,
     dataset_dir: Path,
     progress: Callable[[int, int], None] | None = None,
+    key_normalized: bool = False,
 ) -> np.ndarray:
-    """Latents of all phrases of a dataset (split=None order), computed once per codec."""
+    """Latents of all phrases of a dataset (split=None order), computed once per codec and frame."""
     weights = (Path(codec_dir) / "model.safetensors").read_bytes()
     digest = hashlib.sha1(weights).hexdigest()[:12]
-    path = Path(dataset_dir) / f"latents-{digest}.npy"
+    path = Path(dataset_dir) / f"latents-{digest}{'-keynorm' if key_normalized else ''}.npy"
     if path.exists():
         return np.load(path)
-    latents = encode_phrases(model, PhraseDataset(dataset_dir, split=None), progress=progress)
+    dataset = PhraseDataset(dataset_dir, split=None)
+    latents = encode_phrases(model, dataset, progress=progress, key_normalized=key_normalized)
     tmp = path.with_name(path.name + ".tmp.npy")
     np.save(tmp, latents.astype(np.float16))
     tmp.replace(path)

@@ -1,0 +1,259 @@
+"""`musemorphic eval generate`: how close generated music is to real music (EVALUATION.md).
+
+Sets of 8-bar windows, each summarised by the metrics of `music_metrics`:
+- generated (G): `pieces` pieces from the model, written as MIDI and read back;
+- held-out real (R): the dataset's test songs, the reference every set is compared with;
+- training real (T): a seeded sample of training songs; T vs R is the ceiling;
+- two floors: bars shuffled across test songs (right statistics per bar, no coherence), and
+  random notes at the test set's density and pitch range.
+
+Per metric and set: the overlapping area and KL(R || set) of the metric's distribution
+(`distributions.compare`). Also the phrase FID of G (and T) against R, and the control
+accuracy table. The target for a model: every metric's overlap within 0.1 of the ceiling
+and above the shuffled floor.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from musemorphic.data.bar_timing import POSITIONS_PER_BEAT
+from musemorphic.data.dataset import PhraseDataset
+from musemorphic.data.midi_io import load_score
+from musemorphic.evaluation.control_accuracy import control_accuracy
+from musemorphic.evaluation.distributions import compare
+from musemorphic.evaluation.metric_plots import metric_densities_png
+from musemorphic.evaluation.music_metrics import METRICS, Bar, make_bar, song_bars, window_metrics, windows
+from musemorphic.evaluation.phrase_fid import nonempty_phrase_means, phrase_fid, real_phrase_means
+from musemorphic.generation.generate import MusicGenerator, Request
+
+SETS = ("generated", "train", "shuffled_bars", "random_notes")  # each compared with held-out real
+TARGET_MARGIN = 0.1
+MIN_FID_BARS = 1000
+
+
+@dataclass
+class GenerationEvalConfig:
+    pieces: int = 48
+    bars: int = 16
+    window_bars: int = 8
+    temperature: float = 1.0
+    train_songs: int = 200  # training songs sampled for the ceiling
+    control_seeds: int = 2  # pieces per control value (0: skip the control table)
+    control_bars: int = 8
+    seed: int = 0
+
+
+Progress = Callable[[str, int, int], None]
+
+
+def evaluate_generation(
+    generator: MusicGenerator, data: str | Path, out: str | Path, config: GenerationEvalConfig, progress: Progress | None = None
+) -> dict:
+    """Generate, measure, compare; writes report.json, report.md, metrics.png and pieces/ into `out`."""
+    out = Path(out)
+    (out / "pieces").mkdir(parents=True, exist_ok=True)
+    progress = progress or (lambda stage, done, total: None)
+    test, train = PhraseDataset(data, split="test"), PhraseDataset(data, split="train")
+    for name, split in (("test", test), ("train", train)):
+        if len(split.song_indices) == 0:
+            raise ValueError(f"{data}: the {name} split holds no songs; eval generate needs both")
+    rng = np.random.default_rng(config.seed)
+
+    generated_bars, phrases, programs = generate_pieces(generator, out / "pieces", config, progress)
+    test_songs = dataset_songs(test, test.song_indices)
+    train_ids = rng.choice(train.song_indices, min(config.train_songs, len(train.song_indices)), replace=False)
+    sets = {
+        "real": to_windows(test_songs, config.window_bars),
+        "generated": to_windows(generated_bars, config.window_bars),
+        "train": to_windows(dataset_songs(train, np.sort(train_ids)), config.window_bars),
+    }
+    n_windows = len(sets["real"])
+    sets["shuffled_bars"] = shuffled_windows(test_songs, n_windows, config.window_bars, rng)
+    sets["random_notes"] = random_windows(test_songs, n_windows, config.window_bars, rng)
+    values = {name: metric_values(w) for name, w in sets.items()}
+    progress("metrics", 1, 1)
+
+    metrics = compare_metrics(values)
+    phrase_fids = phrase_fid_figures(generator, data, phrases, programs, config.seed)
+    progress("phrase FID", 1, 1)
+
+    controls = {}
+    if config.control_seeds > 0:
+        controls = control_accuracy(
+            generator, test.density_thresholds, config.control_seeds, config.control_bars, lambda d, t: progress("controls", d, t)
+        )
+
+    report = {
+        "config": asdict(config),
+        "data": str(data),
+        "windows": {name: len(w) for name, w in sets.items()},
+        "metrics": metrics,
+        "phrase_fid": phrase_fids,
+        "controls": controls,
+        "all_metrics_meet_target": all(m["meets_target"] for m in metrics.values()),
+    }
+    (out / "report.json").write_text(json.dumps(report, indent=1))
+    metric_densities_png(values, out / "metrics.png")
+    (out / "report.md").write_text(markdown_report(report))
+    return report
+
+
+def compare_metrics(values: dict[str, dict[str, np.ndarray]]) -> dict[str, dict]:
+    """Per metric: each set's mean, overlap and KL against the real set, and the target check."""
+    metrics = {}
+    for metric in METRICS:
+        row = {"real_mean": _mean(values["real"][metric])}
+        for name in SETS:
+            c = compare(values["real"][metric], values[name][metric])
+            row[name] = {"mean": _mean(values[name][metric]), "overlap": c.overlap, "kl": c.kl}
+        g, ceiling, floor = row["generated"]["overlap"], row["train"]["overlap"], row["shuffled_bars"]["overlap"]
+        row["meets_target"] = bool(g >= ceiling - TARGET_MARGIN and g > floor)
+        metrics[metric] = row
+    return metrics
+
+
+def phrase_fid_figures(generator: MusicGenerator, data: str | Path, phrases, programs, seed: int) -> dict:
+    """Phrase FID of the generated phrases against the test split, and train vs test as the ceiling."""
+    codec, tokenizer = generator.codec, generator.tokenizer
+    real_means = real_phrase_means(codec, tokenizer, data, "test")
+    fake_means, empty = nonempty_phrase_means(codec, tokenizer, phrases, programs)
+    train_means = real_phrase_means(codec, tokenizer, data, "train", limit=len(real_means))
+    fid, n_fid = phrase_fid(fake_means, real_means, seed)
+    ceiling_fid, n_ceiling = phrase_fid(train_means, real_means, seed)
+    return {
+        "generated": fid,
+        "bars_compared": n_fid,
+        "train_vs_test": ceiling_fid,
+        "train_bars_compared": n_ceiling,
+        "empty_generated_phrases": empty,
+    }
+
+
+def generate_pieces(generator: MusicGenerator, folder: Path, config: GenerationEvalConfig, progress: Progress):
+    """Write `pieces` MIDI files; returns their bars (read back as a user would) and the
+    phrases and programs of every track bar, for the phrase FID."""
+    songs, phrases, programs = [], [], []
+    for i in range(config.pieces):
+        path = folder / f"piece_{i:03d}.mid"
+        generator.write(Request(bars=config.bars, seed=config.seed + i, temperature=config.temperature), path)
+        tracks = read_tracks(generator.tokenizer, path)
+        songs.append(song_bars(generator.tokenizer, tracks) if tracks else [make_bar([]) for _ in range(config.bars)])
+        for program, bars in tracks:
+            phrases.extend(bars)
+            programs.extend([program] * len(bars))
+        progress("generating", i + 1, config.pieces)
+    return songs, phrases, programs
+
+
+def read_tracks(tokenizer, path: Path) -> list[tuple[int, list[list[int]]]]:
+    """(program, base ids per bar) of each track of a MIDI file; none for a silent file."""
+    score = load_score(path, allow_silent=True)
+    if score.note_num() == 0:
+        return []
+    return [(t.program, t.bars) for t in tokenizer.encode_song(score).tracks]
+
+
+def dataset_songs(dataset: PhraseDataset, songs) -> list[list[Bar]]:
+    """Bars of these (global) songs of a prepared dataset."""
+    out = []
+    for song in songs:
+        grid = dataset.song_grid(int(song))
+        programs = dataset.shard.songs[int(song)]["programs"]
+        out.append(song_bars(dataset.tokenizer, list(zip(programs, grid, strict=True))))
+    return out
+
+
+def to_windows(songs: list[list[Bar]], size: int) -> list[list[Bar]]:
+    return [w for bars in songs for w in windows(bars, size)]
+
+
+def shuffled_windows(songs: list[list[Bar]], n: int, size: int, rng: np.random.Generator) -> list[list[Bar]]:
+    """Floor 1: windows of bars drawn at random across all songs."""
+    pool = [bar for bars in songs for bar in bars]
+    return [[pool[i] for i in rng.integers(0, len(pool), size)] for _ in range(n)]
+
+
+def random_windows(songs: list[list[Bar]], n: int, size: int, rng: np.random.Generator) -> list[list[Bar]]:
+    """Floor 2: 4/4 bars of uniformly random pitched notes, as many per bar as the songs' mean,
+    pitches within the songs' range, onsets on the 16th grid, lengths 1-8 sixteenths."""
+    bars = [bar for s in songs for bar in s]
+    notes = np.concatenate([b.notes for b in bars])
+    pitches = notes[notes[:, 3] == 0, 2]
+    low, high = (int(pitches.min()), int(pitches.max())) if len(pitches) else (48, 84)
+    mean_notes = len(notes) / max(1, len(bars))
+    template = make_bar([])
+    cell = template.beat // POSITIONS_PER_BEAT
+    out = []
+    for _ in range(n):
+        window = []
+        for _ in range(size):
+            k = rng.poisson(mean_notes)
+            rows = np.stack(
+                [rng.integers(0, template.ticks // cell, k) * cell, rng.integers(1, 9, k) * cell, rng.integers(low, high + 1, k), np.zeros(k, int)],
+                axis=1,
+            )
+            window.append(make_bar(rows))
+        out.append(window)
+    return out
+
+
+def metric_values(windows_: list[list[Bar]]) -> dict[str, np.ndarray]:
+    """metric -> (windows,) values."""
+    rows = [window_metrics(w) for w in windows_]
+    return {m: np.array([r[m] for r in rows], dtype=np.float64) for m in METRICS}
+
+
+def _mean(values: np.ndarray) -> float:
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if len(finite) else float("nan")
+
+
+def markdown_report(report: dict) -> str:
+    """The report's figures as Markdown (the JSON holds the same numbers)."""
+    c = report["config"]
+    lines = [
+        "# Generation report",
+        "",
+        f"{c['pieces']} generated pieces of {c['bars']} bars (temperature {c['temperature']}, seeds {c['seed']}..) against "
+        f"the test split of `{report['data']}`, in {c['window_bars']}-bar windows: "
+        + ", ".join(f"{k} {v}" for k, v in report["windows"].items())
+        + ".",
+        "",
+        "Overlapping area (OA, higher is closer) and KL(real || set) of each metric's distribution against held-out real "
+        "music. Ceiling: training songs. Floors: bars shuffled across songs, and random notes. "
+        f"Target: OA within {TARGET_MARGIN} of the ceiling and above the shuffled floor.",
+        "",
+        "| metric | real mean | generated mean | OA generated | KL generated | OA ceiling | KL ceiling | OA shuffled | OA random | target |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, m in report["metrics"].items():
+        g, t = m["generated"], m["train"]
+        lines.append(
+            f"| {name} | {m['real_mean']:.3f} | {g['mean']:.3f} | {g['overlap']:.3f} | {g['kl']:.3f} | {t['overlap']:.3f} | {t['kl']:.3f} "
+            f"| {m['shuffled_bars']['overlap']:.3f} | {m['random_notes']['overlap']:.3f} | {'met' if m['meets_target'] else 'missed'} |"
+        )
+    f = report["phrase_fid"]
+    lines += [
+        "",
+        "![metric distributions](metrics.png)",
+        "",
+        "## Phrase FID",
+        "",
+        f"Generated vs test: **{f['generated']:.3f}** over {f['bars_compared']} non-empty bars each"
+        f"{' (fewer than ' + str(MIN_FID_BARS) + ': generate more pieces for a stable figure)' if f['bars_compared'] < MIN_FID_BARS else ''}; "
+        f"train vs test (ceiling): {f['train_vs_test']:.3f} over {f['train_bars_compared']}. "
+        f"Generated phrases without notes: {f['empty_generated_phrases']}.",
+    ]
+    if report["controls"]:
+        lines += ["", "## Control accuracy", "", "| control | accuracy | requests |", "|---|---|---|"]
+        for name, r in report["controls"].items():
+            extra = f" (or relative key: {r['accuracy_or_relative']:.3f})" if "accuracy_or_relative" in r else ""
+            lines.append(f"| {name} | {r['accuracy']:.3f}{extra} | {r['requests']} |")
+    lines += ["", f"All metrics meet the target: **{'yes' if report['all_metrics_meet_target'] else 'no'}**.", ""]
+    return "\n".join(lines)

@@ -1,0 +1,80 @@
+"""`eval generate`: the report end to end on the bundled fixtures with tiny models."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from conftest import FIXTURES
+from musemorphic.cli import app
+from musemorphic.data.dataset import PhraseDataset
+from musemorphic.evaluation.generation_report import GenerationEvalConfig, evaluate_generation
+from musemorphic.evaluation.music_metrics import METRICS
+from musemorphic.generation.generate import MusicGenerator
+from musemorphic.training.latent_mamba import build_latent_mamba
+from musemorphic.training.phrase_vae import build_phrase_vae
+
+
+@pytest.fixture(scope="module")
+def split_dataset_dir(tmp_path_factory):
+    """The fixtures prepared with a test split (the default 5% leaves none of six songs)."""
+    from musemorphic.data.prepare import PrepareConfig, prepare
+
+    out = tmp_path_factory.mktemp("split_dataset")
+    prepare([FIXTURES], out, PrepareConfig(workers=1, valid_percent=0, test_percent=40))
+    assert len(PhraseDataset(out, "test").song_indices) > 0 and len(PhraseDataset(out, "train").song_indices) > 0
+    return out
+
+
+def test_report_compares_every_set_and_checks_controls(split_dataset_dir, tmp_path):
+    dataset = PhraseDataset(split_dataset_dir, split=None)
+    torch.manual_seed(0)
+    codec = build_phrase_vae(dataset.tokenizer, "tiny", d_latent=8, max_len=24)
+    prior = build_latent_mamba(dataset, "tiny", d_latent=8)
+    generator = MusicGenerator(codec, dataset.tokenizer, prior, default_programs=[0])
+    config = GenerationEvalConfig(pieces=2, bars=4, train_songs=2, control_seeds=1, control_bars=1)
+    report = evaluate_generation(generator, split_dataset_dir, tmp_path, config)
+
+    assert sorted(p.name for p in (tmp_path / "pieces").iterdir()) == ["piece_000.mid", "piece_001.mid"]
+    assert report["windows"]["generated"] == 2
+    assert report["windows"]["shuffled_bars"] == report["windows"]["real"] == report["windows"]["random_notes"]
+    for name in METRICS:
+        row = report["metrics"][name]
+        for kind in ("generated", "train", "shuffled_bars", "random_notes"):
+            assert set(row[kind]) == {"mean", "overlap", "kl"}
+        assert 0.0 <= row["train"]["overlap"] <= 1.0
+        assert row["meets_target"] == (
+            row["generated"]["overlap"] >= row["train"]["overlap"] - 0.1 and row["generated"]["overlap"] > row["shuffled_bars"]["overlap"]
+        )
+    # the random-notes floor has no repeated groove and notes all over the range
+    assert report["metrics"]["groove_consistency"]["random_notes"]["mean"] < report["metrics"]["groove_consistency"]["real_mean"]
+    # tempo and meter are written as requested, so re-extraction must find them
+    assert report["controls"]["tempo"]["accuracy"] == 1.0
+    assert report["controls"]["time_signature"]["accuracy"] == 1.0
+    assert report["controls"]["key"]["requests"] == 24
+    assert report["phrase_fid"]["train_bars_compared"] > 0
+    assert json.loads((tmp_path / "report.json").read_text())["metrics"].keys() == report["metrics"].keys()
+    markdown = (tmp_path / "report.md").read_text()
+    assert all(name in markdown for name in METRICS) and "Control accuracy" in markdown
+    assert (tmp_path / "metrics.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cli_evaluates_the_shipped_model_as_json(split_dataset_dir, tmp_path):
+    args = ["eval", "generate", "--data", str(split_dataset_dir), "-o", str(tmp_path / "report"), "--pieces", "1",
+            "--bars", "2", "--train-songs", "2", "--control-seeds", "0", "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output.strip().splitlines()[-1])
+    assert report["windows"]["generated"] == 1 and report["controls"] == {}
+    assert (tmp_path / "report" / "pieces" / "piece_000.mid").exists()
+
+
+def test_a_dataset_without_a_test_split_is_refused_by_name(tmp_path):
+    from musemorphic.data.prepare import PrepareConfig, prepare
+
+    prepare([FIXTURES], tmp_path / "data", PrepareConfig(workers=1, valid_percent=0, test_percent=0))
+    with pytest.raises(ValueError, match="the test split holds no songs"):
+        evaluate_generation(None, tmp_path / "data", tmp_path / "report", GenerationEvalConfig())
