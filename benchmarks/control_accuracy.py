@@ -29,12 +29,13 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True, help="dataset whose density thresholds define the levels")
     parser.add_argument("--seeds", type=int, default=8)
     parser.add_argument("--bars", type=int, default=8)
+    parser.add_argument("--guidance", type=float, default=1.0)
     args = parser.parse_args()
     torch.set_num_threads(1)
     generator = MusicGenerator.load(args.codec, args.prior)
     thresholds = PhraseDataset(args.data, split="test").density_thresholds
-    results = control_accuracy(generator, thresholds, args.seeds, args.bars)
-    print(json.dumps({"machine": machine(), "seeds": args.seeds, "bars": args.bars, "results": results}, indent=1))
+    results = control_accuracy(generator, thresholds, args.seeds, args.bars, guidance=args.guidance)
+    print(json.dumps({"machine": machine(), "seeds": args.seeds, "bars": args.bars, "guidance": args.guidance, "results": results}, indent=1))
 
 
 if __name__ == "__main__":

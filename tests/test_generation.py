@@ -179,3 +179,12 @@ def test_a_key_frame_prior_continues_a_prompt_in_the_prompt_key(key_frame_genera
     key_frame_generator.write(Request(bars=3, seed=1, prompt=tmp_path / "prompt_up.mid"), tmp_path / "b.mid")
     a, b = _pitched_notes(tmp_path / "a.mid"), _pitched_notes(tmp_path / "b.mid")
     assert a and [(t, dur, p + 2) for t, dur, p in a] == b
+
+
+def test_guidance_changes_controlled_music_only(generator, tmp_path):
+    for name, request in (("plain", Request(bars=3, seed=4, density="high")), ("guided", Request(bars=3, seed=4, density="high", guidance=3.0)),
+                          ("free", Request(bars=3, seed=4)), ("free_guided", Request(bars=3, seed=4, guidance=3.0))):
+        generator.write(request, tmp_path / f"{name}.mid")
+    read = lambda name: (tmp_path / f"{name}.mid").read_bytes()  # noqa: E731
+    assert read("plain") != read("guided")
+    assert read("free") == read("free_guided")  # nothing requested: nothing to guide

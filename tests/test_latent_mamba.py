@@ -122,3 +122,32 @@ def test_key_normalised_windows_carry_the_frame_key(fixture_dataset):
     assert keys <= {-1, 0, 21} and keys & {0, 21}
     plain = LatentSongWindows(fixture_dataset, latents, build_latent_mamba(fixture_dataset, "tiny", d_latent=4).config, window_slots=12)
     assert {controls[1] for _, _, controls in plain.songs} - {-1, 0, 21}  # the fixtures are in other keys too
+
+
+def test_a_share_of_windows_opens_at_the_first_bar(fixture_dataset):
+    model = build_latent_mamba(fixture_dataset, "tiny", d_latent=4)
+    latents = np.arange(len(fixture_dataset) * 4, dtype=np.float32).reshape(-1, 4)  # row i holds 4i..4i+3
+    first_bars = {}
+    for share in (0.0, 1.0):
+        windows = LatentSongWindows(fixture_dataset, latents, model.config, window_slots=6, song_start_share=share)
+        rows = windows.sample(64, seed=0, rank=0, step=0)["latents"][:, 0, 0].numpy().astype(int) // 4
+        first_bars[share] = fixture_dataset.shard.columns["phrase_bar"][rows]
+    assert (first_bars[1.0] == 0).all()
+    assert (first_bars[0.0] > 0).mean() > 0.5
+
+
+@pytest.mark.parametrize("head", ["gmm", "mse"])
+def test_guidance_interpolates_and_extrapolates_between_the_two_rows(head):
+    model = _model(head).eval()
+    controls = torch.tensor([[3, 21, 0, 2, 1], [-1, -1, -1, -1, -1]])
+    with torch.no_grad():
+        states = model.start(controls)
+        prediction, _ = model.step(torch.randn(1, 6).expand(2, -1), torch.zeros(2, dtype=torch.long), torch.zeros(2, dtype=torch.long), states)
+    rows = prediction if head == "gmm" else (prediction,)
+    for w, expected in ((1.0, [x[0:1] for x in rows]), (0.0, [x[1:2] for x in rows]), (3.0, [x[1:2] + 3 * (x[0:1] - x[1:2]) for x in rows])):
+        got = model.guide(prediction, w)
+        got = got if head == "gmm" else (got,)
+        for g, e in zip(got[:2], expected[:2]):
+            torch.testing.assert_close(g, e)
+    if head == "gmm":
+        torch.testing.assert_close(model.guide(prediction, 3.0)[2], prediction[2][0:1])  # scales: the conditioned row's

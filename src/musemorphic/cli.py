@@ -169,6 +169,7 @@ def train_latent_mamba(
     steps: int = typer.Option(2000, help="Optimizer steps."),
     batch_size: int = typer.Option(8, help="Song windows per step."),
     window: int = typer.Option(192, help="Slots (bar x track latents) per training window."),
+    song_starts: float = typer.Option(0.5, help="Share of training windows that open at a song's first bar."),
     key_normalize: bool = typer.Option(True, "--key-normalize/--no-key-normalize", help="Learn songs moved to C major / A minor; generation moves them to the requested key."),
     lr: float = typer.Option(1e-3, help="Peak learning rate."),
     seed: int = typer.Option(0, help="Seed for weights and batches."),
@@ -196,7 +197,7 @@ def train_latent_mamba(
     train_split = PhraseDataset(data, split="train")
     torch.manual_seed(seed)
     model = build_latent_mamba(dataset, preset, head=head, d_latent=codec_model.config.d_latent, key_normalized=key_normalize)
-    windows = LatentSongWindows(train_split, latents, model.config, window_slots=window)
+    windows = LatentSongWindows(train_split, latents, model.config, window_slots=window, song_start_share=song_starts)
     layouts = collections.Counter(tuple(s["programs"]) for s in train_split.songs)
     record = {"model": codec_model.config.to_dict(), "default_programs": list(layouts.most_common(1)[0][0])}
     task = LatentMambaTask(model, windows, batch_size=batch_size, seed=seed, codec_config=record)
@@ -223,6 +224,7 @@ def generate(
     prompt: Optional[Path] = typer.Option(None, help="A MIDI file to continue (the output holds the new bars)."),
     programs: Optional[str] = typer.Option(None, help="Track layout as GM programs, e.g. 0,33,-1 (-1 = drums)."),
     temperature: float = typer.Option(1.0, help="Sampling temperature of the prior (0 = most likely)."),
+    guidance: float = typer.Option(1.0, help="Classifier-free guidance weight for the controls (1 = off; 2-3 follows them harder)."),
     seed: int = typer.Option(0, help="Same seed, same music."),
     plot: bool = typer.Option(False, "--plot", help="Also write a piano-roll PNG next to the MIDI file."),
     render: Optional[str] = typer.Option(None, help="Also render audio next to the MIDI file: wav."),
@@ -241,7 +243,7 @@ def generate(
     generator = MusicGenerator.load(codec or _shipped_model("phrase_vae"), prior or _shipped_model("latent_mamba"))
     request = Request(
         bars=None if stream else bars, tempo=tempo, key=key, time_signature=time_signature, density=density,
-        style=style, prompt=prompt, temperature=temperature, seed=seed,
+        style=style, prompt=prompt, temperature=temperature, guidance=guidance, seed=seed,
         programs=[int(p) for p in programs.split(",")] if programs else None,
     )
     try:
@@ -323,6 +325,7 @@ def eval_generate(
     pieces: int = typer.Option(48, help="Pieces to generate."),
     bars: int = typer.Option(16, help="Bars per piece."),
     temperature: float = typer.Option(1.0, help="Sampling temperature of the prior."),
+    guidance: float = typer.Option(1.0, help="Classifier-free guidance weight for the controls in the control table."),
     train_songs: int = typer.Option(200, help="Training songs sampled for the real-vs-real ceiling."),
     control_seeds: int = typer.Option(2, help="Pieces per value of each control for the control table (0: skip it)."),
     seed: int = typer.Option(0, help="Seed of the first piece and of the sampled sets."),
@@ -341,7 +344,7 @@ def eval_generate(
     codec = codec or (root / "phrase_vae" if root else _shipped_model("phrase_vae"))
     prior = prior or (root / "latent_mamba" if root else _shipped_model("latent_mamba"))
     generator = MusicGenerator.load(codec, prior)
-    config = GenerationEvalConfig(pieces=pieces, bars=bars, temperature=temperature, train_songs=train_songs,
+    config = GenerationEvalConfig(pieces=pieces, bars=bars, temperature=temperature, guidance=guidance, train_songs=train_songs,
                                   control_seeds=control_seeds, seed=seed)
     with _progress_bar("evaluating") as bar:
         jobs = {}

@@ -64,6 +64,8 @@ def control_accuracy(
     thresholds: tuple[float, float],
     seeds: int = 8,
     bars: int = 8,
+    temperature: float = 1.0,
+    guidance: float = 1.0,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, dict]:
     """Per control: accuracy, requests and confusion {expected: {got: count}}."""
@@ -78,7 +80,7 @@ def control_accuracy(
             hits = relative_hits = 0
             for text, expected in values:
                 for seed in range(seeds):
-                    generator.write(Request(bars=bars, seed=seed, **{control: text}), path)
+                    generator.write(Request(bars=bars, seed=seed, temperature=temperature, guidance=guidance, **{control: text}), path)
                     got = extract(generator, path, thresholds)[control]
                     confusion[str(expected)][str(got)] += 1
                     hits += got == expected

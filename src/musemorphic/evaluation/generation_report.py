@@ -43,6 +43,7 @@ class GenerationEvalConfig:
     bars: int = 16
     window_bars: int = 8
     temperature: float = 1.0
+    guidance: float = 1.0  # for the control table (the other pieces request no control)
     train_songs: int = 200  # training songs sampled for the ceiling
     control_seeds: int = 2  # pieces per control value (0: skip the control table)
     control_bars: int = 8
@@ -86,7 +87,8 @@ def evaluate_generation(
     controls = {}
     if config.control_seeds > 0:
         controls = control_accuracy(
-            generator, test.density_thresholds, config.control_seeds, config.control_bars, lambda d, t: progress("controls", d, t)
+            generator, test.density_thresholds, config.control_seeds, config.control_bars,
+            config.temperature, config.guidance, lambda d, t: progress("controls", d, t),
         )
 
     report = {

@@ -47,6 +47,7 @@ class Request:
     programs: list[int] | None = None  # track layout; default: the prior's most common one
     prompt: Path | None = None  # a MIDI file to continue (the output holds the new bars only)
     temperature: float = 1.0
+    guidance: float = 1.0  # classifier-free guidance weight for the controls (1 = plain conditioning)
     seed: int = 0
 
 
@@ -123,13 +124,15 @@ class MusicGenerator:
     @torch.no_grad()
     def _bars(self, request: Request, programs: list[int], prompt_latents: torch.Tensor | None, shift: int) -> Iterator[GeneratedBar]:
         generator = torch.Generator().manual_seed(request.seed)
-        controls = torch.tensor([self.control_classes(request)], device=self.device)
-        states = self.prior.start(controls)
-        previous = torch.zeros(1, self.prior.config.d_latent, device=self.device)
+        classes = self.control_classes(request)
+        guided = request.guidance != 1.0 and any(c != -1 for c in classes)
+        rows = [classes, [-1] * len(classes)] if guided else [classes]  # guided: conditioned + unconditioned rows
+        states = self.prior.start(torch.tensor(rows, device=self.device))
+        previous = torch.zeros(len(rows), self.prior.config.d_latent, device=self.device)
         for bar in prompt_latents if prompt_latents is not None else []:  # (n_tracks, Z) per bar
             for track, z in enumerate(bar):
                 _, states = self._step(previous, track, programs[track], states)
-                previous = z[None]
+                previous = z[None].expand(len(rows), -1)
         if len(programs) > self.prior.config.max_tracks:
             raise ValueError(f"{len(programs)} tracks; the model handles at most {self.prior.config.max_tracks}")
         requested_ts = ctl.parse_time_signature(request.time_signature) if request.time_signature else None
@@ -140,7 +143,9 @@ class MusicGenerator:
             for _ in range(n_bars * len(programs)):
                 track = len(latents) % len(programs)
                 prediction, states = self._step(previous, track, programs[track], states)
-                previous = self.prior.sample(prediction, request.temperature, generator).float()
+                if guided:
+                    prediction = self.prior.guide(prediction, request.guidance)
+                previous = self.prior.sample(prediction, request.temperature, generator).float().expand(len(rows), -1)
                 latents.append(previous[0])
             decoded = decode_bars(self.codec, self.tokenizer, torch.stack(latents))
             for start in range(0, len(decoded), len(programs)):
@@ -148,8 +153,8 @@ class MusicGenerator:
                 index += 1
 
     def _step(self, previous, track: int, program: int, states):
-        t = torch.tensor([track], device=self.device)
-        p = torch.tensor([program], device=self.device)
+        t = torch.tensor([track] * len(previous), device=self.device)
+        p = torch.tensor([program] * len(previous), device=self.device)
         return self.prior.step(previous, t, p, states)
 
     def _bar(self, index: int, decoded: list[list[int] | None], programs: list[int], shift: int, requested_ts) -> GeneratedBar:

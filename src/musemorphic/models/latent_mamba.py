@@ -143,6 +143,18 @@ class LatentMamba(nn.Module):
         h, layers = self.backbone.step(x, state.layers)
         return self.head(h), RecurrentState(layers, state.control_sum)
 
+    def guide(self, prediction, weight: float):
+        """Classifier-free guidance: batch row 0 conditioned, row 1 with every control unspecified
+        -> one prediction (batch 1), row 1 + weight * (row 0 - row 1); the mixture keeps row 0's scales."""
+
+        def push(x: torch.Tensor) -> torch.Tensor:
+            return x[1:2] + weight * (x[0:1] - x[1:2])
+
+        if self.config.head == "mse":
+            return push(prediction)
+        logits, means, log_scales = prediction
+        return push(logits), push(means), log_scales[0:1]
+
     def sample(self, prediction, temperature: float, generator: torch.Generator | None = None) -> torch.Tensor:
         if self.config.head == "mse":
             return prediction

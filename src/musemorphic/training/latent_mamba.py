@@ -2,8 +2,11 @@
 
 A training item is a window of whole bars of one song in slot order (bar by bar, track
 by track; see models/latent_mamba.py), with the song's control classes (with
-`key_normalized`, the latents and the key are those of the song moved to C major / A minor); each control is
-dropped (set to -1, "unspecified") with probability `control_dropout`. Batches are drawn
+`key_normalized`, the latents and the key are those of the song moved to C major / A minor);
+each control is dropped (set to -1, "unspecified") with probability `control_dropout`. A
+share `song_start_share` of windows opens at the song's first bar: there the controls are
+all the model has to go on, which is where it learns to follow them (mid-song, the bars
+before already say the key and the density). Batches are drawn
 from a generator seeded by (seed, rank, step), so resuming reproduces the same batches.
 """
 
@@ -43,8 +46,11 @@ class SongControlsEncoder:
 class LatentSongWindows:
     """Song latent grids of one split, cut into windows of whole bars."""
 
-    def __init__(self, dataset: PhraseDataset, all_latents: np.ndarray, config: LatentMambaConfig, window_slots: int):
+    def __init__(
+        self, dataset: PhraseDataset, all_latents: np.ndarray, config: LatentMambaConfig, window_slots: int, song_start_share: float = 0.0
+    ):
         self.dataset, self.config, self.window_slots = dataset, config, window_slots
+        self.song_start_share = song_start_share  # windows that open at bar 0, where only the controls say what comes
         encoder = SongControlsEncoder(config)
         self.songs = []  # (phrase rows in slot order (n_bars, n_tracks), programs, controls)
         cols = dataset.shard.columns
@@ -81,7 +87,8 @@ class LatentSongWindows:
         for song in rng.choice(len(self.songs), size=batch_size, p=self.weights):
             rows = self.songs[song][0]
             n_bars = max(1, self.window_slots // rows.shape[1])
-            start = int(rng.integers(0, max(1, rows.shape[0] - n_bars + 1)))
+            at_start = rng.random() < self.song_start_share
+            start = 0 if at_start else int(rng.integers(0, max(1, rows.shape[0] - n_bars + 1)))
             latents, tracks, programs, controls = self.window(song, start, n_bars)
             dropped = [c if rng.random() >= self.config.control_dropout else -1 for c in controls]
             items.append((latents, tracks, programs, dropped))
