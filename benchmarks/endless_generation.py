@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import psutil
 import torch
 from torch import nn
@@ -42,9 +43,11 @@ def run_latent_mamba(generator: MusicGenerator, n_bars: int, seed: int, programs
     times, rss, quarters = [], {}, 0.0
     last = time.perf_counter()
     chunk = generator.decode_chunk
+    drift = Drift(generator.tokenizer.base_names)
 
     def on_bar(bar) -> None:
         nonlocal last, quarters
+        drift.add(bar.phrases)
         quarters += bar_ticks(TPQ, bar.time_signature) / TPQ
         done = bar.index + 1
         if done % chunk == 0 or done == n_bars:
@@ -69,7 +72,36 @@ def run_latent_mamba(generator: MusicGenerator, n_bars: int, seed: int, programs
         "rss_mb": rss,
         "rss_growth_mb_100_to_end": round(rss[max(rss)] - rss[100], 1) if 100 in rss else None,
         "silenced_phrases": summary["silenced_phrases"],
+        "drift_per_1000_bars": drift.windows,
     }
+
+
+class Drift:
+    """Per window of bars: notes per bar, pitch-class entropy (bits, by note count) and the
+    share of distinct bars, to catch silence or loops late in a run (EVALUATION.md)."""
+
+    def __init__(self, names: dict[int, str], window: int = 1000):
+        self.pitch = {i: int(n.split("_")[1]) for i, n in names.items() if n.startswith("Pitch_")}
+        self.window, self.windows = window, []
+        self._reset()
+
+    def _reset(self) -> None:
+        self.notes, self.bars, self.classes, self.distinct = 0, 0, np.zeros(12), set()
+
+    def add(self, phrases: list[list[int]]) -> None:
+        pitches = [self.pitch[i] for phrase in phrases for i in phrase if i in self.pitch]
+        self.notes += len(pitches)
+        self.classes += np.bincount(np.array(pitches, dtype=int) % 12, minlength=12)
+        self.distinct.add(tuple(map(tuple, phrases)))
+        self.bars += 1
+        if self.bars == self.window:
+            p = self.classes[self.classes > 0] / max(1, self.classes.sum())
+            self.windows.append({
+                "notes_per_bar": round(self.notes / self.bars, 2),
+                "pitch_class_entropy": round(float(-(p * np.log2(p)).sum()), 3),
+                "distinct_bar_share": round(len(self.distinct) / self.bars, 3),
+            })
+            self._reset()
 
 
 class TokenTransformer(nn.Module):

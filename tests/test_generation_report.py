@@ -78,3 +78,22 @@ def test_a_dataset_without_a_test_split_is_refused_by_name(tmp_path):
     prepare([FIXTURES], tmp_path / "data", PrepareConfig(workers=1, valid_percent=0, test_percent=0))
     with pytest.raises(ValueError, match="the test split holds no songs"):
         evaluate_generation(None, tmp_path / "data", tmp_path / "report", GenerationEvalConfig())
+
+
+def test_in_scale_share_counts_pitched_notes_in_the_requested_scale(tmp_path):
+    import symusic
+
+    from musemorphic.data import controls as ctl
+    from musemorphic.evaluation.control_accuracy import in_scale_share
+
+    score = symusic.Score(480)
+    piano, drums = symusic.Track(program=0), symusic.Track(program=0, is_drum=True)
+    for i, pitch in enumerate((60, 62, 64, 66)):  # C D E F#
+        piano.notes.append(symusic.Note(i * 480, 480, pitch, 80))
+    drums.notes.append(symusic.Note(0, 120, 61, 80))  # C# on drums: not a pitch
+    score.tracks.extend([piano, drums])
+    score.dump_midi(str(tmp_path / "x.mid"))
+    assert in_scale_share(tmp_path / "x.mid", ctl.parse_key("C major")) == 0.75
+    assert in_scale_share(tmp_path / "x.mid", ctl.parse_key("G major")) == 1.0
+    assert in_scale_share(tmp_path / "x.mid", ctl.parse_key("E minor")) == 1.0
+    assert in_scale_share(tmp_path / "x.mid", ctl.parse_key("C minor")) == 0.5

@@ -4,7 +4,8 @@ EVALUATION.md, "Control accuracy": for every value of each control, `seeds` piec
 `bars` bars are generated with only that control given; the control is re-extracted from
 the written MIDI by the same code that labels training data (`data/controls.py`, song level,
 after the tokenizer's quantization) and compared exactly; key also counts "correct or
-relative major/minor". Density levels use the dataset's thresholds.
+relative major/minor", and the share of notes inside the requested key's scale.
+Density levels use the dataset's thresholds.
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from musemorphic.data import controls as ctl
 from musemorphic.data.midi_io import load_score
 from musemorphic.generation.generate import MusicGenerator, Request
 
 SWEPT_TIME_SIGNATURES = ("4/4", "3/4", "2/4", "6/8")
+MAJOR_SCALE, MINOR_SCALE = (0, 2, 4, 5, 7, 9, 11), (0, 2, 3, 5, 7, 8, 10)
 
 
 def extract(generator: MusicGenerator, path: Path, thresholds: tuple[float, float]) -> dict:
@@ -54,6 +58,16 @@ def sweeps(generator: MusicGenerator) -> dict[str, list[tuple[str, object]]]:
     }
 
 
+def in_scale_share(path: Path, key: int) -> float:
+    """Share of the pitched notes of a MIDI file inside the scale of `key` (NaN without notes)."""
+    score = load_score(path, allow_silent=True)
+    pitches = np.array([n.pitch for t in score.tracks if not t.is_drum for n in t.notes], dtype=int)
+    if len(pitches) == 0:
+        return float("nan")
+    scale = [(key % 12 + step) % 12 for step in (MAJOR_SCALE if key < 12 else MINOR_SCALE)]
+    return float(np.isin(pitches % 12, scale).mean())
+
+
 def relative_key(key: int) -> int:
     """Relative minor of a major key and vice versa (C major <-> A minor)."""
     return (key + 9) % 12 + 12 if key < 12 else (key + 3) % 12
@@ -78,6 +92,7 @@ def control_accuracy(
         for control, values in plan.items():
             confusion: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
             hits = relative_hits = 0
+            scale_shares = []
             for text, expected in values:
                 for seed in range(seeds):
                     generator.write(Request(bars=bars, seed=seed, temperature=temperature, guidance=guidance, **{control: text}), path)
@@ -86,6 +101,7 @@ def control_accuracy(
                     hits += got == expected
                     if control == "key":
                         relative_hits += got == expected or (got >= 0 and got == relative_key(expected))
+                        scale_shares.append(in_scale_share(path, expected))
                     done += 1
                     if progress is not None:
                         progress(done, total_requests)
@@ -97,4 +113,6 @@ def control_accuracy(
             }
             if control == "key":
                 results[control]["accuracy_or_relative"] = relative_hits / max(1, requests)
+                shares = [x for x in scale_shares if np.isfinite(x)]  # silent pieces have none
+                results[control]["notes_in_requested_scale"] = float(np.mean(shares)) if shares else float("nan")
     return results

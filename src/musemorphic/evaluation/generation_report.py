@@ -254,8 +254,11 @@ def markdown_report(report: dict) -> str:
     ]
     if report["controls"]:
         lines += ["", "## Control accuracy", "", "| control | accuracy | requests |", "|---|---|---|"]
-        for name, r in report["controls"].items():
-            extra = f" (or relative key: {r['accuracy_or_relative']:.3f})" if "accuracy_or_relative" in r else ""
-            lines.append(f"| {name} | {r['accuracy']:.3f}{extra} | {r['requests']} |")
+        for control, r in report["controls"].items():
+            extra = (
+                f" (or relative key: {r['accuracy_or_relative']:.3f}; notes in the requested scale: {r['notes_in_requested_scale']:.3f})"
+                if control == "key" else ""
+            )
+            lines.append(f"| {control} | {r['accuracy']:.3f}{extra} | {r['requests']} |")
     lines += ["", f"All metrics meet the target: **{'yes' if report['all_metrics_meet_target'] else 'no'}**.", ""]
     return "\n".join(lines)
