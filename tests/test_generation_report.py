@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from conftest import FIXTURES
 from musemorphic.cli import app
 from musemorphic.data.dataset import PhraseDataset
-from musemorphic.evaluation.generation_report import GenerationEvalConfig, evaluate_generation
+from musemorphic.evaluation.generation_report import GenerationEvalConfig, evaluate_generation, generate_pieces
 from musemorphic.evaluation.music_metrics import METRICS
 from musemorphic.generation.generate import MusicGenerator
 from musemorphic.training.latent_mamba import build_latent_mamba
@@ -30,6 +30,7 @@ def split_dataset_dir(tmp_path_factory):
 
 
 def test_report_compares_every_set_and_checks_controls(split_dataset_dir, tmp_path):
+    (tmp_path / "again").mkdir()
     dataset = PhraseDataset(split_dataset_dir, split=None)
     torch.manual_seed(0)
     codec = build_phrase_vae(dataset.tokenizer, "tiny", d_latent=8, max_len=24)
@@ -37,6 +38,8 @@ def test_report_compares_every_set_and_checks_controls(split_dataset_dir, tmp_pa
     generator = MusicGenerator(codec, dataset.tokenizer, prior, default_programs=[0])
     config = GenerationEvalConfig(pieces=2, bars=4, train_songs=2, control_seeds=1, control_bars=1)
     report = evaluate_generation(generator, split_dataset_dir, tmp_path, config)
+    songs, _, _, trailing = generate_pieces(generator, tmp_path / "again", config, lambda *args: None)
+    assert [len(bars) for bars in songs] == [config.bars] * config.pieces  # silent ends restored
 
     assert sorted(p.name for p in (tmp_path / "pieces").iterdir()) == ["piece_000.mid", "piece_001.mid"]
     assert report["windows"]["generated"] == 2

@@ -114,6 +114,20 @@ def test_controls_reach_late_slots_directly():
     assert max(late) > 1e-2
 
 
+def test_configs_saved_before_every_slot_controls_keep_the_prefix_only():
+    saved = _model().config.to_dict()
+    del saved["controls_every_slot"]
+    config = type(_model().config).from_dict(saved)
+    assert not config.controls_every_slot
+    torch.manual_seed(0)
+    model = LatentMamba(config).eval()
+    latents, slots = torch.randn(1, 64, 6), torch.zeros(1, 64, dtype=torch.long)
+    with torch.no_grad():
+        a = model(torch.tensor([[-1, 0, -1, -1, -1]]), latents, slots, slots)
+        b = model(torch.tensor([[-1, 7, -1, -1, -1]]), latents, slots, slots)
+    assert max((x[:, -1] - y[:, -1]).abs().max().item() for x, y in zip(a, b)) < 1e-4
+
+
 def test_key_normalised_windows_carry_the_frame_key(fixture_dataset):
     model = build_latent_mamba(fixture_dataset, "tiny", d_latent=4, key_normalized=True)
     latents = np.zeros((len(fixture_dataset), 4), dtype=np.float32)

@@ -46,14 +46,17 @@ def test_polyphony_counts_held_notes_at_each_onset():
 def test_polyphony_and_empty_beats_see_notes_held_over_the_bar_line():
     held = make_bar([(3 * Q, 2 * Q, 60, 0)])  # last beat of bar 1 into the first of bar 2
     onset = make_bar([(0, Q, 64, 0)])
-    m = window_metrics([held, onset])
-    assert m["polyphony"] == pytest.approx((1 + 2) / 2)
-    assert m["empty_beat_rate"] == pytest.approx(6 / 8)  # bar 2's note sounds on beat 1 only
+    assert window_metrics([held, onset])["polyphony"] == pytest.approx((1 + 2) / 2)
+    # bar 2 is silent but for the held note: its first beat still sounds
+    assert window_metrics([held, make_bar([])])["empty_beat_rate"] == pytest.approx(6 / 8)
+    assert window_metrics([make_bar([(3 * Q, Q, 60, 0)]), make_bar([])])["empty_beat_rate"] == pytest.approx(7 / 8)
 
 
 def test_groove_is_one_minus_the_mean_hamming_share():
     a = make_bar([(0, S, 60, 0), (4 * S, S, 60, 0)])
     b = make_bar([(0, S, 60, 0), (8 * S, S, 60, 0)])
+    silent = make_bar([])
+    assert window_metrics([a, silent, silent, a])["groove_consistency"] == pytest.approx(1 - (2 + 2) / 16 / 2)  # silent pair skipped
     assert window_metrics([a, a])["groove_consistency"] == 1.0
     assert window_metrics([a, b])["groove_consistency"] == pytest.approx(1 - 2 / 16)
     assert window_metrics([a, b, a, a])["groove_consistency"] == pytest.approx(1 - (2 + 2 + 0) / 16 / 3)
@@ -71,8 +74,7 @@ def test_silence_has_no_pitch_statistics():
     m = window_metrics([make_bar([]), make_bar([])])
     assert m["empty_beat_rate"] == 1.0
     assert m["notes_per_bar"] == 0.0
-    assert m["groove_consistency"] == 1.0
-    for name in ("pitch_class_entropy", "scale_consistency", "polyphony", "pitch_range"):
+    for name in ("pitch_class_entropy", "scale_consistency", "polyphony", "pitch_range", "groove_consistency"):
         assert math.isnan(m[name])
 
 

@@ -19,10 +19,10 @@ import numpy as np
 
 from musemorphic.data import controls as ctl
 from musemorphic.data.midi_io import load_score
+from musemorphic.evaluation.music_metrics import MAJOR, NATURAL_MINOR
 from musemorphic.generation.generate import MusicGenerator, Request
 
 SWEPT_TIME_SIGNATURES = ("4/4", "3/4", "2/4", "6/8")
-MAJOR_SCALE, MINOR_SCALE = (0, 2, 4, 5, 7, 9, 11), (0, 2, 3, 5, 7, 8, 10)
 
 
 def extract(generator: MusicGenerator, path: Path, thresholds: tuple[float, float]) -> dict:
@@ -64,7 +64,7 @@ def in_scale_share(path: Path, key: int) -> float:
     pitches = np.array([n.pitch for t in score.tracks if not t.is_drum for n in t.notes], dtype=int)
     if len(pitches) == 0:
         return float("nan")
-    scale = [(key % 12 + step) % 12 for step in (MAJOR_SCALE if key < 12 else MINOR_SCALE)]
+    scale = [(key % 12 + step) % 12 for step in (MAJOR if key < 12 else NATURAL_MINOR)]
     return float(np.isin(pitches % 12, scale).mean())
 
 
@@ -78,6 +78,7 @@ def control_accuracy(
     thresholds: tuple[float, float],
     seeds: int = 8,
     bars: int = 8,
+    first_seed: int = 0,
     temperature: float = 1.0,
     guidance: float = 1.0,
     progress: Callable[[int, int], None] | None = None,
@@ -94,7 +95,7 @@ def control_accuracy(
             hits = relative_hits = 0
             scale_shares = []
             for text, expected in values:
-                for seed in range(seeds):
+                for seed in range(first_seed, first_seed + seeds):
                     generator.write(Request(bars=bars, seed=seed, temperature=temperature, guidance=guidance, **{control: text}), path)
                     got = extract(generator, path, thresholds)[control]
                     confusion[str(expected)][str(got)] += 1

@@ -1,6 +1,7 @@
 """Comparing two samples of one metric: overlapping area and KL divergence (EVALUATION.md).
 
-Each sample becomes a density by Gaussian kernel density estimation (Scott's bandwidth,
+Each sample becomes a density by Gaussian kernel density estimation (Silverman's rule-of-thumb
+bandwidth,
 at least 1% of the pooled range, so a sample of identical values is a narrow bump rather
 than a spike), evaluated on one common grid that covers both samples with three
 bandwidths to spare.
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 GRID_POINTS = 512
-KL_FLOOR = 1e-6  # added to both densities (then renormalised) so KL stays finite
+KL_FLOOR = 1e-6  # density added to both (then renormalised) so KL stays finite
 
 
 @dataclass(frozen=True)

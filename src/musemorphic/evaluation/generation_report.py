@@ -66,7 +66,7 @@ def evaluate_generation(
             raise ValueError(f"{data}: the {name} split holds no songs; eval generate needs both")
     rng = np.random.default_rng(config.seed)
 
-    generated_bars, phrases, programs = generate_pieces(generator, out / "pieces", config, progress)
+    generated_bars, phrases, programs, trailing_silent = generate_pieces(generator, out / "pieces", config, progress)
     test_songs = dataset_songs(test, test.song_indices)
     train_ids = rng.choice(train.song_indices, min(config.train_songs, len(train.song_indices)), replace=False)
     sets = {
@@ -82,12 +82,13 @@ def evaluate_generation(
 
     metrics = compare_metrics(values)
     phrase_fids = phrase_fid_figures(generator, data, phrases, programs, config.seed)
+    phrase_fids["empty_generated_phrases"] += trailing_silent
     progress("phrase FID", 1, 1)
 
     controls = {}
     if config.control_seeds > 0:
         controls = control_accuracy(
-            generator, test.density_thresholds, config.control_seeds, config.control_bars,
+            generator, test.density_thresholds, config.control_seeds, config.control_bars, config.seed,
             config.temperature, config.guidance, lambda d, t: progress("controls", d, t),
         )
 
@@ -98,6 +99,7 @@ def evaluate_generation(
         "metrics": metrics,
         "phrase_fid": phrase_fids,
         "controls": controls,
+        "key_frame": generator.prior.config.key_normalized,
         "all_metrics_meet_target": all(m["meets_target"] for m in metrics.values()),
     }
     (out / "report.json").write_text(json.dumps(report, indent=1))
@@ -138,19 +140,24 @@ def phrase_fid_figures(generator: MusicGenerator, data: str | Path, phrases, pro
 
 
 def generate_pieces(generator: MusicGenerator, folder: Path, config: GenerationEvalConfig, progress: Progress):
-    """Write `pieces` MIDI files; returns their bars (read back as a user would) and the
-    phrases and programs of every track bar, for the phrase FID."""
-    songs, phrases, programs = [], [], []
+    """Write `pieces` MIDI files; returns their bars (read back as a user would, silent bars at
+    the end restored: a MIDI file ends at its last note), the phrases and programs of every
+    track bar for the phrase FID, and how many track bars were silent at the ends."""
+    songs, phrases, programs, trailing = [], [], [], 0
     for i in range(config.pieces):
         path = folder / f"piece_{i:03d}.mid"
-        generator.write(Request(bars=config.bars, seed=config.seed + i, temperature=config.temperature), path)
+        summary = generator.write(Request(bars=config.bars, seed=config.seed + i, temperature=config.temperature), path)
         tracks = read_tracks(generator.tokenizer, path)
-        songs.append(song_bars(generator.tokenizer, tracks) if tracks else [make_bar([]) for _ in range(config.bars)])
-        for program, bars in tracks:
-            phrases.extend(bars)
-            programs.extend([program] * len(bars))
+        bars = song_bars(generator.tokenizer, tracks) if tracks else []
+        last = bars[-1] if bars else make_bar([])
+        missing = max(0, config.bars - len(bars))
+        songs.append(bars + [Bar(last.notes[:0], last.ticks, last.beat)] * missing)
+        trailing += missing * summary["tracks"]
+        for program, track_bars in tracks:
+            phrases.extend(track_bars)
+            programs.extend([program] * len(track_bars))
         progress("generating", i + 1, config.pieces)
-    return songs, phrases, programs
+    return songs, phrases, programs, trailing
 
 
 def read_tracks(tokenizer, path: Path) -> list[tuple[int, list[list[int]]]]:
@@ -253,7 +260,12 @@ def markdown_report(report: dict) -> str:
         f"Generated phrases without notes: {f['empty_generated_phrases']}.",
     ]
     if report["controls"]:
-        lines += ["", "## Control accuracy", "", "| control | accuracy | requests |", "|---|---|---|"]
+        lines += ["", "## Control accuracy", "", "Each value of each control requested alone, re-extracted from the MIDI file by the "
+                  "extractor that labels the training data."]
+        if report["key_frame"]:
+            lines += ["With this key-normalised prior the tonic is set by transposing the output, so the key figures "
+                      "measure the mode and whether the extractor hears the intended tonic."]
+        lines += ["", "| control | accuracy | requests |", "|---|---|---|"]
         for control, r in report["controls"].items():
             extra = (
                 f" (or relative key: {r['accuracy_or_relative']:.3f}; notes in the requested scale: {r['notes_in_requested_scale']:.3f})"

@@ -8,9 +8,10 @@ per bar) use drums too.
 - pitch-class entropy: bits, of the duration-weighted 12-bin pitch-class histogram;
 - scale consistency: the largest share of notes (by count) inside one of the 24 major or
   natural-minor scales;
-- groove consistency: 1 - mean Hamming distance between the onset grids (16th notes) of
-  consecutive bars of the same length, divided by the grid size;
-- empty-beat rate: share of beats in which no note sounds;
+- groove consistency: 1 - mean Hamming distance between the onset grids (a quarter of a
+  beat per cell) of consecutive bars of the same length, divided by the grid size; pairs of
+  silent bars are left out (silence has no groove);
+- empty-beat rate: share of beats in which no note sounds, notes held over a bar line included;
 - polyphony: mean number of pitched notes sounding at each distinct pitched onset;
 - pitch range: highest minus lowest pitch, semitones;
 - notes per bar: all notes divided by the number of bars.
@@ -100,7 +101,7 @@ def window_metrics(bars: Sequence[Bar]) -> dict[str, float]:
         "pitch_class_entropy": pitch_class_entropy(pitched),
         "scale_consistency": scale_consistency(pitched),
         "groove_consistency": groove_consistency(bars),
-        "empty_beat_rate": empty_beat_rate(bars),
+        "empty_beat_rate": empty_beat_rate(notes, bars, offsets),
         "polyphony": polyphony(pitched),
         "pitch_range": float(pitched[:, 2].max() - pitched[:, 2].min()) if len(pitched) else float("nan"),
         "notes_per_bar": len(notes) / len(bars) if bars else float("nan"),
@@ -126,7 +127,7 @@ def scale_consistency(pitched: np.ndarray) -> float:
 
 
 def onset_grid(bar: Bar) -> np.ndarray:
-    """Boolean onset grid of a bar, one cell per 16th note (positions per beat x beats)."""
+    """Boolean onset grid of a bar, one cell per quarter of a beat."""
     cell = max(1, bar.beat // POSITIONS_PER_BEAT)
     grid = np.zeros(max(1, bar.ticks // cell), dtype=bool)
     inside = bar.notes[(bar.notes[:, 0] >= 0) & (bar.notes[:, 0] < bar.ticks), 0]
@@ -135,23 +136,23 @@ def onset_grid(bar: Bar) -> np.ndarray:
 
 
 def groove_consistency(bars: Sequence[Bar]) -> float:
-    """1 - mean Hamming distance / grid size over consecutive bars of the same length."""
+    """1 - mean Hamming distance / grid size over consecutive bars of the same length that
+    are not both silent (NaN when no such pair exists)."""
     grids = [onset_grid(b) for b in bars]
-    distances = [np.mean(a != b) for a, b in zip(grids, grids[1:]) if len(a) == len(b)]
+    distances = [np.mean(a != b) for a, b in zip(grids, grids[1:]) if len(a) == len(b) and (a.any() or b.any())]
     return float(1 - np.mean(distances)) if distances else float("nan")
 
 
-def empty_beat_rate(bars: Sequence[Bar]) -> float:
-    """Share of beats in which no note (drums included) sounds."""
-    empty = total = 0
-    for bar in bars:
-        n_beats = max(1, bar.ticks // bar.beat)
-        starts = np.arange(n_beats) * bar.beat  # (beats,)
-        ends = bar.notes[:, 0] + np.maximum(bar.notes[:, 1], 1)  # (N,)
-        sounding = (bar.notes[None, :, 0] < starts[:, None] + bar.beat) & (ends[None, :] > starts[:, None])  # (beats, N)
-        empty += int((~sounding.any(axis=1)).sum())
-        total += n_beats
-    return empty / total if total else float("nan")
+def empty_beat_rate(notes: np.ndarray, bars: Sequence[Bar], offsets: np.ndarray) -> float:
+    """Share of beats in which no note (drums included) sounds; notes (N, 4) in window ticks,
+    bars starting at `offsets`."""
+    if not bars:
+        return float("nan")
+    starts = np.concatenate([offsets[i] + np.arange(max(1, b.ticks // b.beat)) * b.beat for i, b in enumerate(bars)])  # (beats,)
+    ends = np.concatenate([starts[1:], offsets[-1:]])  # each beat runs to the next one (the last to the window's end)
+    note_ends = notes[:, 0] + np.maximum(notes[:, 1], 1)  # (N,)
+    sounding = (notes[None, :, 0] < ends[:, None]) & (note_ends[None, :] > starts[:, None])  # (beats, N)
+    return float((~sounding.any(axis=1)).mean())
 
 
 def polyphony(pitched: np.ndarray) -> float:

@@ -65,6 +65,8 @@ class MusicGenerator:
     ):
         self.codec, self.tokenizer, self.prior = codec.eval(), tokenizer, prior.eval()
         self.default_programs = default_programs
+        if decode_chunk < 1:
+            raise ValueError(f"decode_chunk must be at least 1, got {decode_chunk}")
         self.decode_chunk = decode_chunk  # bars decoded per codec batch
         self.device = next(prior.parameters()).device
         self.mover = Augmenter(tokenizer, AugmentConfig())  # transposes phrases in and out of the key frame

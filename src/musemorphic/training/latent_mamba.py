@@ -87,7 +87,7 @@ class LatentSongWindows:
         for song in rng.choice(len(self.songs), size=batch_size, p=self.weights):
             rows = self.songs[song][0]
             n_bars = max(1, self.window_slots // rows.shape[1])
-            at_start = rng.random() < self.song_start_share
+            at_start = self.song_start_share > 0 and rng.random() < self.song_start_share
             start = 0 if at_start else int(rng.integers(0, max(1, rows.shape[0] - n_bars + 1)))
             latents, tracks, programs, controls = self.window(song, start, n_bars)
             dropped = [c if rng.random() >= self.config.control_dropout else -1 for c in controls]
