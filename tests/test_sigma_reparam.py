@@ -73,3 +73,27 @@ def test_autocast_bf16_and_switch():
     assert layer.gamma.grad is not None
     assert type(linear(4, 3, sigma_reparam=False)) is nn.Linear
     assert isinstance(linear(4, 3, bias=False), SigmaReparamLinear)
+
+
+def test_cached_inference_weight_matches_the_reference_and_follows_every_change():
+    layer = _layer()
+    _train_steps(layer, 5)
+    layer.eval()
+    x = torch.randn(3, 24)
+
+    def reference() -> torch.Tensor:
+        return torch.nn.functional.linear(x, layer.effective_weight(), layer.bias)
+
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x), reference(), rtol=0, atol=0)
+        layer.weight.mul_(1.5).add_(0.1)  # an in-place edit
+        torch.testing.assert_close(layer(x), reference(), rtol=0, atol=0)
+        other = _layer(seed=1)
+        _train_steps(other, 5)
+        layer.load_state_dict(other.state_dict())  # loading new weights, gamma and u, v
+        torch.testing.assert_close(layer(x), torch.nn.functional.linear(x, other.effective_weight(), other.bias), rtol=0, atol=0)
+        layer.gamma.fill_(2.0)
+        torch.testing.assert_close(layer(x), reference(), rtol=0, atol=0)
+        layer.weight.data = torch.randn(16, 24)  # swapped storage (as moving or casting does), no version bump
+        torch.testing.assert_close(layer(x), reference(), rtol=0, atol=0)
+    assert layer(x).requires_grad  # with gradients on, W_hat is recomputed, never cached

@@ -4,7 +4,9 @@ sigma(W) is the spectral norm, estimated as u^T W v with persistent singular-vec
 estimates u, v (buffers) refined by one power iteration per training-mode forward.
 gamma is learnable and starts at sigma(W). At initialisation u, v and sigma come from an exact
 SVD (as in the reference implementation), so a fresh layer equals a plain Linear and the
-power iterations start converged.
+power iterations start converged. In eval mode without gradients (generation), W_hat is
+computed once and reused until W, gamma, u or v change: recomputing it per call was a third
+of the codec's decoding time.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class SigmaReparamLinear(nn.Module):
         self.gamma = nn.Parameter(torch.ones(()))
         self.register_buffer("u", torch.empty(out_features))  # left singular vector estimate
         self.register_buffer("v", torch.empty(in_features))  # right singular vector estimate
+        self._cached_weight: tuple[tuple, Tensor] | None = None  # (version key, W_hat) for inference
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -70,9 +73,20 @@ class SigmaReparamLinear(nn.Module):
         """W_hat = (gamma / sigma(W)) * W; (out, in)."""
         return (self.gamma / self.sigma()) * self.weight
 
+    def inference_weight(self) -> Tensor:
+        """W_hat, cached while no tensor it depends on changes (in-place edits and loading bump
+        their versions; moving or casting the layer makes new tensors)."""
+        tensors = (self.weight, self.gamma, self.u, self.v)
+        key = tuple((t._version, t.data_ptr(), t.dtype) for t in tensors)
+        if self._cached_weight is None or self._cached_weight[0] != key:
+            self._cached_weight = (key, self.effective_weight())
+        return self._cached_weight[1]
+
     def forward(self, x: Tensor) -> Tensor:
         if self.training:
             self._power_iteration()
+        elif not torch.is_grad_enabled():
+            return F.linear(x, self.inference_weight(), self.bias)  # (..., out)
         return F.linear(x, self.effective_weight(), self.bias)  # (..., out)
 
     def extra_repr(self) -> str:
