@@ -5,8 +5,7 @@ estimates u, v (buffers) refined by one power iteration per training-mode forwar
 gamma is learnable and starts at sigma(W). At initialisation u, v and sigma come from an exact
 SVD (as in the reference implementation), so a fresh layer equals a plain Linear and the
 power iterations start converged. In eval mode without gradients (generation), W_hat is
-computed once and reused until W, gamma, u or v change: recomputing it per call was a third
-of the codec's decoding time.
+computed once and reused until W, gamma, u or v change, instead of once per decoded token.
 """
 
 from __future__ import annotations
