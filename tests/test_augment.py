@@ -196,3 +196,14 @@ def test_transpose_key(key, k, expected):
 def test_transpose_key_rejects_bad_index():
     with pytest.raises(ValueError):
         transpose_key(24, 1)
+
+
+def test_transpose_is_apply_with_unit_velocity_and_tempo_factors(tok, aug):
+    phrase = ids(tok, "Bar_None", "Position_0", "Tempo_122.0", "Pitch_60", "Velocity_83", "Duration_1.0.4", "Pitch_127", "Velocity_3", "Duration_0.1.4")
+    drums = ids(tok, "Bar_None", "Position_0", "PitchDrum_36", "Velocity_83", "Duration_0.1.4")
+    for k in range(-6, 7):
+        for bar, program in ((phrase, 0), (drums, -1)):
+            np.testing.assert_array_equal(aug.transpose(bar, program, k), aug.apply(bar, program, Augmentation(k, 1.0, 1.0)))
+    assert tok.token_names(aug.transpose(phrase, 0, 2).tolist())[3] == "Pitch_62"
+    with pytest.raises(ValueError, match="outside"):
+        aug.transpose(phrase, 0, 7)

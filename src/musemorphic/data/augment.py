@@ -142,6 +142,11 @@ class Augmenter:
         """A new array of the phrase's base ids with `aug` applied (drums not transposed)."""
         return self._lookup(aug, transpose=program != DRUM_PROGRAM)[np.asarray(phrase)]
 
+    def transpose(self, phrase: np.ndarray, program: int, semitones: int) -> np.ndarray:
+        """A new array of the phrase's base ids moved by `semitones` (pitches clipped to the
+        range; drums not moved); the same as `apply` with unit velocity and tempo factors."""
+        return self._transpose_table(semitones, transpose=program != DRUM_PROGRAM)[np.asarray(phrase)]
+
     def augment_song(
         self, phrases: list[np.ndarray], programs: list[int], rng: np.random.Generator
     ) -> tuple[list[np.ndarray], Augmentation]:
@@ -157,11 +162,7 @@ class Augmenter:
 
     def _lookup(self, aug: Augmentation, transpose: bool) -> np.ndarray:
         """The id -> id table for `aug` (transposition only when `transpose`)."""
-        m = self.config.max_transpose
-        if abs(aug.transpose) > m:
-            raise ValueError(f"transpose {aug.transpose} outside [-{m}, {m}]")
-        table = self._transpose_tables[aug.transpose + m] if transpose else self._identity
-        table = table.copy()
+        table = self._transpose_table(aug.transpose, transpose).copy()
         for ids, values, factor in (
             (self._velocity_ids, self._velocity_values, aug.velocity_factor),
             (self._tempo_ids, self._tempo_values, aug.tempo_factor),
@@ -169,3 +170,10 @@ class Augmenter:
             nearest = np.abs(values[:, None] * factor - values[None, :]).argmin(axis=1)
             table[ids] = ids[nearest]
         return table
+
+    def _transpose_table(self, semitones: int, transpose: bool) -> np.ndarray:
+        """The id -> id transposition table (identity when not `transpose`); do not modify it."""
+        m = self.config.max_transpose
+        if abs(semitones) > m:
+            raise ValueError(f"transpose {semitones} outside [-{m}, {m}]")
+        return self._transpose_tables[semitones + m] if transpose else self._identity

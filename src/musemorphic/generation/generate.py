@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from musemorphic.data import controls as ctl
-from musemorphic.data.augment import AugmentConfig, Augmentation, Augmenter
+from musemorphic.data.augment import AugmentConfig, Augmenter
 from musemorphic.data.key_frame import normalized_key, normalizing_shift
 from musemorphic.data.midi_io import load_score
 from musemorphic.data.tokenizer import PhraseTokenizer
@@ -168,7 +168,7 @@ class MusicGenerator:
         return GeneratedBar(index, time_signature, phrases, invalid)
 
     def _transpose(self, bar: list[int], program: int, shift: int) -> list[int]:
-        return bar if shift == 0 else self.mover.apply(np.asarray(bar), program, Augmentation(shift, 1.0, 1.0)).tolist()
+        return bar if shift == 0 else self.mover.transpose(bar, program, shift).tolist()
 
     @torch.no_grad()
     def _prompt_latents(self, path: Path) -> tuple[torch.Tensor, list[int], int | None]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from musemorphic.data.augment import AugmentConfig, Augmentation, Augmenter
+from musemorphic.data.augment import AugmentConfig, Augmenter
 from musemorphic.data.dataset import PhraseDataset
 from musemorphic.data.key_frame import normalizing_shift
 from musemorphic.data.phrase_batches import PhraseBatcher, codec_batch
@@ -44,7 +44,7 @@ def encode_phrases(
         chosen = order[start : start + batch_size]
         bars, programs = batcher.bars(chosen)
         if key_normalized:
-            bars = [mover.apply(bar, p, Augmentation(int(shifts[i]), 1.0, 1.0)).tolist() for bar, p, i in zip(bars, programs, chosen)]
+            bars = [mover.transpose(bar, p, int(shifts[i])).tolist() for bar, p, i in zip(bars, programs, chosen)]
         ids = codec_batch(dataset.tokenizer, bars, programs)[:, : model.config.max_len].to(device)  # (B, T)
         mu, _ = model.encode(ids)
         out[chosen] = mu.float().cpu().numpy()
