@@ -87,6 +87,7 @@ def test_in_scale_share_counts_pitched_notes_in_the_requested_scale(tmp_path):
     import symusic
 
     from musemorphic.data import controls as ctl
+    from musemorphic.data.midi_io import load_score
     from musemorphic.evaluation.control_accuracy import in_scale_share
 
     score = symusic.Score(480)
@@ -96,7 +97,8 @@ def test_in_scale_share_counts_pitched_notes_in_the_requested_scale(tmp_path):
     drums.notes.append(symusic.Note(0, 120, 61, 80))  # C# on drums: not a pitch
     score.tracks.extend([piano, drums])
     score.dump_midi(str(tmp_path / "x.mid"))
-    assert in_scale_share(tmp_path / "x.mid", ctl.parse_key("C major")) == 0.75
-    assert in_scale_share(tmp_path / "x.mid", ctl.parse_key("G major")) == 1.0
-    assert in_scale_share(tmp_path / "x.mid", ctl.parse_key("E minor")) == 1.0
-    assert in_scale_share(tmp_path / "x.mid", ctl.parse_key("C minor")) == 0.5
+    score = load_score(tmp_path / "x.mid")
+    assert in_scale_share(score, ctl.parse_key("C major")) == 0.75
+    assert in_scale_share(score, ctl.parse_key("G major")) == 1.0
+    assert in_scale_share(score, ctl.parse_key("E minor")) == 1.0
+    assert in_scale_share(score, ctl.parse_key("C minor")) == 0.5

@@ -340,9 +340,8 @@ def eval_generate(
     from musemorphic.generation.generate import MusicGenerator
 
     torch.set_num_threads(1)
-    root = model
-    codec = codec or (root / "phrase_vae" if root else _shipped_model("phrase_vae"))
-    prior = prior or (root / "latent_mamba" if root else _shipped_model("latent_mamba"))
+    codec = codec or (model / "phrase_vae" if model else _shipped_model("phrase_vae"))
+    prior = prior or (model / "latent_mamba" if model else _shipped_model("latent_mamba"))
     generator = MusicGenerator.load(codec, prior)
     config = GenerationEvalConfig(pieces=pieces, bars=bars, temperature=temperature, guidance=guidance, train_songs=train_songs,
                                   control_seeds=control_seeds, seed=seed)

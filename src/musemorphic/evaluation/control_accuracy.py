@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import symusic
 
 from musemorphic.data import controls as ctl
 from musemorphic.data.midi_io import load_score
@@ -25,10 +26,10 @@ from musemorphic.generation.generate import MusicGenerator, Request
 SWEPT_TIME_SIGNATURES = ("4/4", "3/4", "2/4", "6/8")
 
 
-def extract(generator: MusicGenerator, path: Path, thresholds: tuple[float, float]) -> dict:
-    """The control classes of a MIDI file, as the training data is labelled. A silent file
-    keeps its tempo and meter events but has no key and the lowest density."""
-    score = generator.tokenizer.preprocess(load_score(path, allow_silent=True))
+def extract(generator: MusicGenerator, score: symusic.Score, thresholds: tuple[float, float]) -> dict:
+    """The control classes of a score read from MIDI, as the training data is labelled. A
+    silent score keeps its tempo and meter events but has no key and the lowest density."""
+    score = generator.tokenizer.preprocess(score)
     if score.note_num() == 0:
         ts = score.time_signatures[0] if len(score.time_signatures) else None
         return {
@@ -58,9 +59,8 @@ def sweeps(generator: MusicGenerator) -> dict[str, list[tuple[str, object]]]:
     }
 
 
-def in_scale_share(path: Path, key: int) -> float:
-    """Share of the pitched notes of a MIDI file inside the scale of `key` (NaN without notes)."""
-    score = load_score(path, allow_silent=True)
+def in_scale_share(score: symusic.Score, key: int) -> float:
+    """Share of the pitched notes of a score inside the scale of `key` (NaN without notes)."""
     pitches = np.array([n.pitch for t in score.tracks if not t.is_drum for n in t.notes], dtype=int)
     if len(pitches) == 0:
         return float("nan")
@@ -97,12 +97,14 @@ def control_accuracy(
             for text, expected in values:
                 for seed in range(first_seed, first_seed + seeds):
                     generator.write(Request(bars=bars, seed=seed, temperature=temperature, guidance=guidance, **{control: text}), path)
-                    got = extract(generator, path, thresholds)[control]
+                    score = load_score(path, allow_silent=True)
+                    if control == "key":  # before `extract`, which quantizes the score
+                        scale_shares.append(in_scale_share(score, expected))
+                    got = extract(generator, score, thresholds)[control]
                     confusion[str(expected)][str(got)] += 1
                     hits += got == expected
                     if control == "key":
                         relative_hits += got == expected or (got >= 0 and got == relative_key(expected))
-                        scale_shares.append(in_scale_share(path, expected))
                     done += 1
                     if progress is not None:
                         progress(done, total_requests)
