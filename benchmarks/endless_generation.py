@@ -4,8 +4,8 @@ against a token-level transformer with a KV cache generating the same bars.
 EVALUATION.md, "Endless generation": process RSS sampled every 500 bars (and at bar 100)
 of one run of `--bars` bars written to a streaming MIDI file; wall ms per bar (p50, p99)
 and the real-time factor (seconds of music / seconds of compute). The codec decodes
-`decode_chunk` bars per batch, so a bar's time is its chunk's time divided by the chunk's
-bars. Speed is measured for the model's default track layout and for one piano track. The baseline is a
+about `decode_phrases` phrases (whole bars) per batch, so a bar's time is its chunk's time
+divided by the chunk's bars. Speed is measured for the model's default track layout and for one piano track. The baseline is a
 decoder-only transformer (the package's Pre-LN blocks with KV cache) of about the same
 parameter count as prior + codec, generating `tokens_per_bar` tokens per bar, where
 tokens_per_bar is the mean number of BPE tokens in a bar (all tracks) of the codec's data;
@@ -42,7 +42,7 @@ def rss_mb() -> float:
 def run_latent_mamba(generator: MusicGenerator, n_bars: int, seed: int, programs: list[int] | None = None) -> dict:
     times, rss, quarters = [], {}, 0.0
     last = time.perf_counter()
-    chunk = generator.decode_chunk
+    chunk = generator.chunk_bars(len(programs or generator.default_programs))
     drift = Drift(generator.tokenizer.base_names)
 
     def on_bar(bar) -> None:
@@ -64,7 +64,7 @@ def run_latent_mamba(generator: MusicGenerator, n_bars: int, seed: int, programs
     return {
         "bars": summary["bars"],
         "tracks": summary["tracks"],
-        "decode_chunk": chunk,
+        "bars_per_batch": chunk,
         "tempo": summary["tempo"],
         "ms_per_bar_p50": round(statistics.median(ms), 2),
         "ms_per_bar_p99": round(ms[int(0.99 * (len(ms) - 1))], 2),

@@ -129,14 +129,15 @@ def test_interrupted_endless_run_leaves_a_valid_file(generator, tmp_path):
 
 def test_batched_decoding_of_chunks_writes_the_same_music_as_bar_by_bar(generator, tmp_path):
     request = Request(bars=7, seed=5, temperature=1.0)
-    chunk = generator.decode_chunk
+    batch, tracks = generator.decode_phrases, len(generator.default_programs)
     try:
-        generator.decode_chunk = 1
+        generator.decode_phrases = tracks  # one bar per batch
         generator.write(request, tmp_path / "one.mid")
-        generator.decode_chunk = 4  # 7 bars: a chunk of 4, then a short one of 3
+        generator.decode_phrases = 4 * tracks + 1  # 7 bars: a chunk of 4, then a short one of 3
+        assert generator.chunk_bars(tracks) == 4
         generator.write(request, tmp_path / "four.mid")
     finally:
-        generator.decode_chunk = chunk
+        generator.decode_phrases = batch
     assert (tmp_path / "one.mid").read_bytes() == (tmp_path / "four.mid").read_bytes()
     assert symusic.Score(str(tmp_path / "one.mid")).note_num() > 0
 

@@ -27,6 +27,19 @@ def test_cached_steps_equal_the_full_causal_pass(sigma_reparam):
     torch.testing.assert_close(torch.cat([head, *tail], dim=1), full, atol=1e-5, rtol=1e-5)
 
 
+def test_a_cache_that_drops_rows_continues_the_kept_ones_exactly():
+    torch.manual_seed(0)
+    net = Transformer(n_layers=2, d_model=32, n_heads=4).eval()
+    x = torch.randn(3, 20, 32)
+    full = net(x, causal=True)
+    cache = KVCache()
+    head = net(x[:, :9], causal=True, cache=cache)
+    keep = torch.tensor([True, False, True])
+    cache.keep(keep)
+    tail = [net(x[keep, t : t + 1], causal=True, cache=cache) for t in range(9, 20)]
+    torch.testing.assert_close(torch.cat([head[keep], *tail], dim=1), full[keep], atol=1e-5, rtol=1e-5)
+
+
 def test_causal_output_ignores_the_future():
     torch.manual_seed(0)
     net = Transformer(n_layers=2, d_model=16, n_heads=2).eval()

@@ -2,10 +2,11 @@
 
 The prior runs in recurrent mode: its state has a fixed size, and nothing generated is
 kept once written, so a run of any length uses the same memory. Every bar is drawn slot by
-slot (track by track). The PhraseVAE decodes the latents of `decode_chunk` bars at a time in
-one batch (greedy decoding is row by row, so the chunk size changes the speed, not the
-music: tests/test_generation.py checks it), and the notes go to a `StreamingMidiWriter`
-that makes the file valid after every chunk.
+slot (track by track). The PhraseVAE decodes about `decode_phrases` latents per batch, i.e.
+chunks of `decode_phrases // tracks` bars (greedy decoding is row by row, so the chunk size
+changes the speed, not the music: tests/test_generation.py checks it). On a CPU a decoding
+step costs little more for 48 rows than for one, so one track gets long chunks. The notes go
+to a `StreamingMidiWriter` that makes the file valid after every chunk.
 """
 
 from __future__ import annotations
@@ -61,24 +62,24 @@ class GeneratedBar:
 
 class MusicGenerator:
     def __init__(
-        self, codec: PhraseVAE, tokenizer: PhraseTokenizer, prior: LatentMamba, default_programs: list[int], decode_chunk: int = 16
+        self, codec: PhraseVAE, tokenizer: PhraseTokenizer, prior: LatentMamba, default_programs: list[int], decode_phrases: int = 48
     ):
         self.codec, self.tokenizer, self.prior = codec.eval(), tokenizer, prior.eval()
         self.default_programs = default_programs
-        if decode_chunk < 1:
-            raise ValueError(f"decode_chunk must be at least 1, got {decode_chunk}")
-        self.decode_chunk = decode_chunk  # bars decoded per codec batch
+        if decode_phrases < 1:
+            raise ValueError(f"decode_phrases must be at least 1, got {decode_phrases}")
+        self.decode_phrases = decode_phrases  # phrases per codec batch (whole bars, at least one)
         self.device = next(prior.parameters()).device
         self.mover = Augmenter(tokenizer, AugmentConfig())  # transposes phrases in and out of the key frame
 
     @classmethod
-    def load(cls, codec_dir: str | Path, prior_dir: str | Path, device: str = "cpu", decode_chunk: int = 16) -> MusicGenerator:
+    def load(cls, codec_dir: str | Path, prior_dir: str | Path, device: str = "cpu", decode_phrases: int = 48) -> MusicGenerator:
         """Codec and prior from their checkpoint folders (the prior records which codec it learned)."""
         codec, tokenizer = load_phrase_vae(codec_dir)
         prior, record = load_latent_mamba(prior_dir)
         if record.get("model") != codec.config.to_dict():
             raise ValueError(f"{prior_dir} was trained on the latents of another codec than {codec_dir}")
-        return cls(codec.to(device), tokenizer, prior.to(device), record["default_programs"], decode_chunk)
+        return cls(codec.to(device), tokenizer, prior.to(device), record["default_programs"], decode_phrases)
 
     # ---- controls ------------------------------------------------------------------
     def control_classes(self, request: Request) -> list[int]:
@@ -140,7 +141,8 @@ class MusicGenerator:
         requested_ts = ctl.parse_time_signature(request.time_signature) if request.time_signature else None
         index = 0
         while request.bars is None or index < request.bars:
-            n_bars = self.decode_chunk if request.bars is None else min(self.decode_chunk, request.bars - index)
+            chunk = self.chunk_bars(len(programs))
+            n_bars = chunk if request.bars is None else min(chunk, request.bars - index)
             latents = []  # (n_bars * n_tracks) x (Z,)
             for _ in range(n_bars * len(programs)):
                 track = len(latents) % len(programs)
@@ -153,6 +155,10 @@ class MusicGenerator:
             for start in range(0, len(decoded), len(programs)):
                 yield self._bar(index, decoded[start : start + len(programs)], programs, shift, requested_ts)
                 index += 1
+
+    def chunk_bars(self, n_tracks: int) -> int:
+        """Bars decoded per codec batch for this many tracks."""
+        return max(1, self.decode_phrases // n_tracks)
 
     def _step(self, previous, track: int, program: int, states):
         t = torch.tensor([track] * len(previous), device=self.device)

@@ -130,28 +130,31 @@ class PhraseVAE(nn.Module):
     ) -> list[list[int]]:
         """Decode phrases from latents with the KV cache; greedy when temperature == 0.
 
+        A row leaves the batch (and the cache) as soon as it emits EOS, so a batch costs
+        what its phrases cost rather than its longest phrase times the batch size.
         Returns one id list per latent, without the final EOS (cut at max_len).
         """
         c = self.config
         max_len = min(max_len or c.max_len, c.max_len)
-        B = z.shape[0]
         cache = KVCache()
-        step_input = torch.full((B, 1), c.bos_id, dtype=torch.long, device=z.device)
-        out = torch.zeros(B, 0, dtype=torch.long, device=z.device)
-        done = torch.zeros(B, dtype=torch.bool, device=z.device)
-        for _ in range(max_len):
-            logits = self.decode_logits(z, step_input, cache)[:, -1].float()  # (B, V)
+        rows = torch.arange(z.shape[0], device=z.device)  # original index of each active row
+        out = torch.full((z.shape[0], max_len), c.pad_id, dtype=torch.long, device=z.device)
+        step_input = torch.full((z.shape[0], 1), c.bos_id, dtype=torch.long, device=z.device)
+        for t in range(max_len):
+            logits = self.decode_logits(z, step_input, cache)[:, -1].float()  # (B_active, V)
             logits[:, c.pad_id] = float("-inf")
             if temperature > 0:
                 probs = torch.softmax(logits / temperature, dim=-1)
                 next_id = torch.multinomial(probs, 1, generator=generator)[:, 0]
             else:
                 next_id = logits.argmax(dim=-1)
-            next_id = torch.where(done, torch.full_like(next_id, c.pad_id), next_id)
-            out = torch.cat([out, next_id[:, None]], dim=1)
-            done |= next_id == c.eos_id
-            if done.all():
-                break
+            out[rows, t] = next_id
+            running = next_id != c.eos_id  # (B_active,)
+            if not running.all():
+                if not running.any():
+                    break
+                cache.keep(running)
+                z, rows, next_id = z[running], rows[running], next_id[running]
             step_input = next_id[:, None]
         return [row[: row.index(c.eos_id)] if c.eos_id in row else row for row in out.tolist()]
 

@@ -53,6 +53,11 @@ class KVCache:
         self.filled[layer] = end
         return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
 
+    def keep(self, rows: torch.Tensor) -> None:
+        """Keep only these batch rows (a (B,) bool mask or indices), e.g. to drop finished sequences."""
+        self.keys = [k[rows] for k in self.keys]
+        self.values = [v[rows] for v in self.values]
+
 
 class SelfAttention(nn.Module):
     def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0, sigma_reparam: bool = True):
