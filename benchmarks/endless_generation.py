@@ -42,7 +42,7 @@ def rss_mb() -> float:
 def run_latent_mamba(generator: MusicGenerator, n_bars: int, seed: int, programs: list[int] | None = None) -> dict:
     times, rss, quarters = [], {}, 0.0
     last = time.perf_counter()
-    chunk = generator.chunk_bars(len(programs or generator.default_programs))
+    chunk = generator.bars_per_batch(len(programs or generator.default_programs))
     drift = Drift(generator.tokenizer.base_names)
 
     def on_bar(bar) -> None:

@@ -134,7 +134,7 @@ def test_batched_decoding_of_chunks_writes_the_same_music_as_bar_by_bar(generato
         generator.decode_phrases = tracks  # one bar per batch
         generator.write(request, tmp_path / "one.mid")
         generator.decode_phrases = 4 * tracks + 1  # 7 bars: a chunk of 4, then a short one of 3
-        assert generator.chunk_bars(tracks) == 4
+        assert generator.bars_per_batch(tracks) == 4
         generator.write(request, tmp_path / "four.mid")
     finally:
         generator.decode_phrases = batch

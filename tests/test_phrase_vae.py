@@ -80,8 +80,15 @@ def test_tiny_preset_overfits_32_bars_exactly(fixture_dataset, tmp_path):
     targets = [row[: row.index(tok.eos_id)] for row in ids.tolist()]
     exact = sum(codec_ids_to_base(tok, d) == codec_ids_to_base(tok, t) for d, t in zip(decoded, targets))
     assert exact == 32
-    # rows leave the batch as they end: same phrases as decoding each latent alone
+    # rows leave the batch as they end, and the phrases are those of decoding each latent alone
     assert len({len(t) for t in targets}) > 5
+    batch_sizes = []
+    decode_logits = model.decode_logits
+    model.decode_logits = lambda z, *args: batch_sizes.append(len(z)) or decode_logits(z, *args)
+    with torch.no_grad():
+        assert model.generate(mu) == decoded
+    del model.decode_logits
+    assert batch_sizes[0] == 32 and batch_sizes[-1] < 32 and batch_sizes == sorted(batch_sizes, reverse=True)
     with torch.no_grad():
         assert decoded == [model.generate(mu[i : i + 1])[0] for i in range(len(mu))]
 

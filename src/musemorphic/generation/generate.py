@@ -3,7 +3,7 @@
 The prior runs in recurrent mode: its state has a fixed size, and nothing generated is
 kept once written, so a run of any length uses the same memory. Every bar is drawn slot by
 slot (track by track). The PhraseVAE decodes about `decode_phrases` latents per batch, i.e.
-chunks of `decode_phrases // tracks` bars (greedy decoding is row by row, so the chunk size
+chunks of `decode_phrases // tracks` bars (at least one) (greedy decoding is row by row, so the chunk size
 changes the speed, not the music: tests/test_generation.py checks it). On a CPU a decoding
 step costs little more for 48 rows than for one, so one track gets long chunks. The notes go
 to a `StreamingMidiWriter` that makes the file valid after every chunk.
@@ -141,7 +141,7 @@ class MusicGenerator:
         requested_ts = ctl.parse_time_signature(request.time_signature) if request.time_signature else None
         index = 0
         while request.bars is None or index < request.bars:
-            chunk = self.chunk_bars(len(programs))
+            chunk = self.bars_per_batch(len(programs))
             n_bars = chunk if request.bars is None else min(chunk, request.bars - index)
             latents = []  # (n_bars * n_tracks) x (Z,)
             for _ in range(n_bars * len(programs)):
@@ -156,7 +156,7 @@ class MusicGenerator:
                 yield self._bar(index, decoded[start : start + len(programs)], programs, shift, requested_ts)
                 index += 1
 
-    def chunk_bars(self, n_tracks: int) -> int:
+    def bars_per_batch(self, n_tracks: int) -> int:
         """Bars decoded per codec batch for this many tracks."""
         return max(1, self.decode_phrases // n_tracks)
 

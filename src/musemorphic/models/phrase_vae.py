@@ -135,6 +135,8 @@ class PhraseVAE(nn.Module):
         Returns one id list per latent, without the final EOS (cut at max_len).
         """
         c = self.config
+        if len(z) == 0:
+            return []
         max_len = min(max_len or c.max_len, c.max_len)
         cache = KVCache()
         rows = torch.arange(z.shape[0], device=z.device)  # original index of each active row
