@@ -2,11 +2,11 @@
 
 The prior runs in recurrent mode: its state has a fixed size, and nothing generated is
 kept once written, so a run of any length uses the same memory. Every bar is drawn slot by
-slot (track by track). The PhraseVAE decodes about `decode_phrases` latents per batch, i.e.
-chunks of `decode_phrases // tracks` bars (at least one) (greedy decoding is row by row, so the chunk size
-changes the speed, not the music: tests/test_generation.py checks it). On a CPU a decoding
-step costs little more for 48 rows than for one, so one track gets long chunks. The notes go
-to a `StreamingMidiWriter` that makes the file valid after every chunk.
+slot (track by track). The PhraseVAE decodes about `decode_phrases` latents per batch, in
+chunks of `max(1, decode_phrases // tracks)` bars: on a CPU the cost of a decoding step grows
+far more slowly than its rows, so one track gets long chunks. Greedy decoding is row by row,
+so the chunk size changes the speed, not the music (tests/test_generation.py checks it). The
+notes go to a `StreamingMidiWriter` that makes the file valid after every write.
 """
 
 from __future__ import annotations
@@ -139,9 +139,8 @@ class MusicGenerator:
         if len(programs) > self.prior.config.max_tracks:
             raise ValueError(f"{len(programs)} tracks; the model handles at most {self.prior.config.max_tracks}")
         requested_ts = ctl.parse_time_signature(request.time_signature) if request.time_signature else None
-        index = 0
+        chunk, index = self.bars_per_batch(len(programs)), 0
         while request.bars is None or index < request.bars:
-            chunk = self.bars_per_batch(len(programs))
             n_bars = chunk if request.bars is None else min(chunk, request.bars - index)
             latents = []  # (n_bars * n_tracks) x (Z,)
             for _ in range(n_bars * len(programs)):

@@ -10,9 +10,10 @@ The input at a slot is the projection of the previous slot's latent (zeros befor
 first) plus embeddings of the slot's track index and program, so the model always knows
 which instrument it is writing for, plus (with `controls_every_slot`) the sum of the control
 embeddings, so the controls reach every slot directly instead of only through the recurrent
-state: a randomly initialised prefix-only model's prediction at slot 64 moves by less than 1e-4
-when a prefix control changes (tests/test_latent_mamba.py), so a prefix alone gives training little to
-learn from late in a window. The output predicts that slot's latent as a Gaussian mixture. Interleaving (rather than one wide step per bar with fixed track slots) lets one
+state: a randomly initialised prefix-only model's prediction at slot 64 moves by less than
+1e-4 when a prefix control changes (tests/test_latent_mamba.py), so a prefix alone gives
+training little to learn from late in a window. The output predicts that slot's latent as a
+Gaussian mixture. Interleaving (rather than one wide step per bar with fixed track slots) lets one
 model serve songs with any number and kind of tracks, and lets a track see the tracks
 written before it in the same bar. Empty phrases are latents like any other.
 

@@ -12,7 +12,8 @@ import torch
 from musemorphic.data.augment import AugmentConfig, Augmenter
 from musemorphic.data.dataset import PhraseDataset
 from musemorphic.data.key_frame import normalizing_shift
-from musemorphic.data.phrase_batches import PhraseBatcher, codec_batch
+from musemorphic.data.phrase_batches import PhraseBatcher
+from musemorphic.generation.phrase_codec import encode_bars
 from musemorphic.models.phrase_vae import PhraseVAE
 
 
@@ -31,7 +32,6 @@ def encode_phrases(
     evaluation's `too_long_bars`).
     """
     model.eval()
-    device = next(model.parameters()).device
     batcher = PhraseBatcher(dataset, max_len=1 << 30)  # keep every phrase
     order = np.argsort(np.diff(dataset.shard.offsets)[dataset.phrase_indices], kind="stable")  # short first
     out = np.zeros((len(dataset), model.config.d_latent), dtype=np.float32)
@@ -45,9 +45,7 @@ def encode_phrases(
         bars, programs = batcher.bars(chosen)
         if key_normalized:
             bars = [mover.transpose(bar, p, int(shifts[i])).tolist() for bar, p, i in zip(bars, programs, chosen)]
-        ids = codec_batch(dataset.tokenizer, bars, programs)[:, : model.config.max_len].to(device)  # (B, T)
-        mu, _ = model.encode(ids)
-        out[chosen] = mu.float().cpu().numpy()
+        out[chosen] = encode_bars(model, dataset.tokenizer, bars, programs, batch_size).numpy()
         if progress is not None:
             progress(min(start + batch_size, len(order)), len(order))
     return out
