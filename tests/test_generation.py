@@ -189,3 +189,12 @@ def test_guidance_changes_controlled_music_only(generator, tmp_path):
     read = lambda name: (tmp_path / f"{name}.mid").read_bytes()  # noqa: E731
     assert read("plain") != read("guided")
     assert read("free") == read("free_guided")  # nothing requested: nothing to guide
+
+
+def test_notes_of_the_wrong_kind_for_their_track_leave_it_silent(generator):
+    vocab = generator.tokenizer.base_vocab
+    bar = lambda pitch: [vocab[n] for n in ("Bar_None", "Position_0", pitch, "Velocity_91", "Duration_1.0.4")]  # noqa: E731
+    made = generator._bar(0, [bar("PitchDrum_44"), bar("Pitch_60"), bar("Pitch_60"), bar("PitchDrum_44")], [0, 0, -1, -1], 0, None)
+    assert made.invalid_tracks == [0, 2]
+    assert made.phrases[1] == bar("Pitch_60") and made.phrases[3] == bar("PitchDrum_44")
+    assert made.phrases[0] == made.phrases[2] == [generator.tokenizer.bar_id]

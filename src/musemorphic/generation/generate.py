@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from musemorphic.data import controls as ctl
-from musemorphic.data.augment import AugmentConfig, Augmenter
+from musemorphic.data.augment import DRUM_PROGRAM, AugmentConfig, Augmenter
 from musemorphic.data.key_frame import normalized_key, normalizing_shift
 from musemorphic.data.midi_io import load_score
 from musemorphic.data.tokenizer import PhraseTokenizer
@@ -165,12 +165,19 @@ class MusicGenerator:
         return self.prior.step(previous, t, p, states)
 
     def _bar(self, index: int, decoded: list[list[int] | None], programs: list[int], shift: int, requested_ts) -> GeneratedBar:
-        """A bar from its tracks' decoded phrases (None: ungrammatical), moved `shift` semitones."""
+        """A bar from its tracks' decoded phrases (None: ungrammatical), moved `shift` semitones.
+        A phrase with notes of the wrong kind for its track (drum notes on a pitched track or
+        pitches on drums) is left silent, as an ungrammatical one is."""
         tok = self.tokenizer
+        decoded = [bar if bar is not None and self._fits_track(bar, p) else None for bar, p in zip(decoded, programs)]
         phrases = [self._transpose(bar, p, shift) if bar is not None else [tok.bar_id] for bar, p in zip(decoded, programs)]
         invalid = [track for track, bar in enumerate(decoded) if bar is None]
         time_signature = requested_ts or _majority_time_signature(tok, phrases)
         return GeneratedBar(index, time_signature, phrases, invalid)
+
+    def _fits_track(self, bar: list[int], program: int) -> bool:
+        wrong_kind = "Pitch_" if program == DRUM_PROGRAM else "PitchDrum_"
+        return not any(self.tokenizer.base_names[i].startswith(wrong_kind) for i in bar)
 
     def _transpose(self, bar: list[int], program: int, shift: int) -> list[int]:
         return bar if shift == 0 else self.mover.transpose(bar, program, shift).tolist()
