@@ -26,16 +26,17 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--codec", type=Path, required=True)
     parser.add_argument("--prior", type=Path, required=True)
+    parser.add_argument("--critic", type=Path, help="PhraseCritic that steers the control table's density and key requests")
     parser.add_argument("-o", "--out", type=Path, required=True, help="report folder")
     parser.add_argument("--pieces", type=int, default=48)
     parser.add_argument("--bars", type=int, default=16)
     parser.add_argument("--control-seeds", type=int, default=8)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    generator = MusicGenerator.load(args.codec, args.prior)
+    generator = MusicGenerator.load(args.codec, args.prior, args.critic)
     config = GenerationEvalConfig(pieces=args.pieces, bars=args.bars, control_seeds=args.control_seeds)
     report = evaluate_generation(generator, args.data, args.out, config)
-    print(json.dumps({"machine": machine(), "codec": str(args.codec), "prior": str(args.prior), "report": report}, indent=1))
+    print(json.dumps({"machine": machine(), "codec": str(args.codec), "prior": str(args.prior), "critic": str(args.critic), "report": report}, indent=1))
 
 
 if __name__ == "__main__":

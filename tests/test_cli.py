@@ -73,6 +73,27 @@ def test_generate_writes_midi_and_a_piano_roll(fixture_dataset, tmp_path):
     assert bad.exit_code != 0 and "H major" in bad.output
 
 
+def test_generate_steers_with_a_critic_of_its_codec_only(fixture_dataset, tmp_path):
+    from musemorphic.models.phrase_critic import PhraseCritic, PhraseCriticConfig
+    from musemorphic.training.checkpoint import save_checkpoint
+    from musemorphic.training.phrase_vae import load_phrase_vae
+
+    codec, prior = _tiny_checkpoints(fixture_dataset, tmp_path)
+    critic = PhraseCritic(PhraseCriticConfig(d_latent=8, d_hidden=16))
+    codec_config = load_phrase_vae(codec)[0].config.to_dict()
+    save_checkpoint(tmp_path / "critic", critic, {"kind": "phrase_critic", "model": critic.config.to_dict(), "codec": {"model": codec_config}})
+    other = {**codec_config, "d_model": codec_config["d_model"] * 2}
+    save_checkpoint(tmp_path / "other", critic, {"kind": "phrase_critic", "model": critic.config.to_dict(), "codec": {"model": other}})
+    args = ["generate", "--codec", str(codec), "--prior", str(prior), "--bars", "3", "--density", "high", "--key", "Dm"]
+    result = runner.invoke(app, args + ["--critic", str(tmp_path / "critic"), "-o", str(tmp_path / "a.mid")])
+    assert result.exit_code == 0, result.output
+    assert symusic.Score(str(tmp_path / "a.mid")).ticks_per_quarter == 480
+    result = runner.invoke(app, args + ["--critic", str(tmp_path / "other"), "-o", str(tmp_path / "b.mid")])
+    assert result.exit_code != 0 and "another codec" in str(result.exception)
+    result = runner.invoke(app, args + ["--critic", str(tmp_path / "critic"), "--candidates", "0", "-o", str(tmp_path / "c.mid")])
+    assert result.exit_code != 0 and "candidates" in result.output
+
+
 def test_generate_names_a_missing_model(tmp_path):
     result = runner.invoke(app, ["generate", "--codec", str(tmp_path / "none"), "--prior", str(tmp_path / "none"), "-o", str(tmp_path / "x.mid")])
     assert result.exit_code != 0

@@ -211,6 +211,47 @@ def train_latent_mamba(
     console.print(f"{result.steps_done} steps; checkpoint: {out / 'checkpoint'}; log: {out / 'log.csv'}")
 
 
+@train_app.command("phrase-critic")
+def train_phrase_critic(
+    data: Path = typer.Option(..., help="A folder made by `musemorphic prepare`."),
+    codec: Path = typer.Option(..., help="PhraseVAE checkpoint folder whose decodings the critic learns."),
+    out: Path = typer.Option(Path("runs/phrase_critic"), "-o", "--out", help="Run folder (resumes if it holds a checkpoint)."),
+    phrases: int = typer.Option(30000, help="Training phrases to decode (once, cached in the dataset folder)."),
+    steps: int = typer.Option(4000, help="Optimizer steps."),
+    batch_size: int = typer.Option(256, help="Latents per step."),
+    key_normalize: bool = typer.Option(True, "--key-normalize/--no-key-normalize", help="Latents of songs moved to C major / A minor, as the prior's."),
+    lr: float = typer.Option(1e-3, help="Peak learning rate."),
+    seed: int = typer.Option(0, help="Seed for weights and batches."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, ..."),
+    threads: int = typer.Option(1, help="CPU threads for torch."),
+) -> None:
+    """Train the PhraseCritic that steers generation towards a requested density or key."""
+    import torch
+
+    from musemorphic.data.dataset import PhraseDataset
+    from musemorphic.models.phrase_critic import PhraseCritic, PhraseCriticConfig
+    from musemorphic.training.loop import TrainConfig, train
+    from musemorphic.training.phrase_critic import PhraseCriticTask, critic_table
+    from musemorphic.training.phrase_vae import load_phrase_vae
+
+    torch.set_num_threads(threads)
+    codec_model, _ = load_phrase_vae(codec)
+    with _progress_bar("decoding phrases") as bar:
+        job = bar.add_task("decoding", total=None, rate="")
+        latents, facts = critic_table(codec_model, codec, data, "train", phrases, key_normalize, lambda d, t: bar.update(job, completed=d, total=t))
+    torch.manual_seed(seed)
+    thresholds = list(PhraseDataset(data, split="train").density_thresholds)
+    model = PhraseCritic(PhraseCriticConfig(d_latent=codec_model.config.d_latent, density_thresholds=thresholds))
+    task = PhraseCriticTask(model, latents, facts, batch_size=batch_size, seed=seed, codec_config={"model": codec_model.config.to_dict()})
+    config = TrainConfig(out_dir=str(out), steps=steps, batch_size=batch_size, lr=lr, seed=seed, device=device,
+                         warmup_steps=min(200, steps // 10), zclip=False)
+    console.print(f"PhraseCritic: {sum(p.numel() for p in model.parameters()) / 1e3:.0f}k parameters; {len(latents)} phrases; {out}")
+    with _progress_bar("training") as bar:
+        job = bar.add_task("training", total=steps, rate="")
+        result = train(task, config, progress=lambda d, t, row: bar.update(job, completed=d, rate=f"loss {row['loss']:.4f}"))
+    console.print(f"{result.steps_done} steps; checkpoint: {out / 'checkpoint'}; log: {out / 'log.csv'}")
+
+
 @app.command()
 def generate(
     out: Path = typer.Option(Path("song.mid"), "-o", "--out", help="MIDI file to write."),
@@ -231,6 +272,8 @@ def generate(
     soundfont: Optional[Path] = typer.Option(None, help="General MIDI .sf2 for --render (default: one found on the system)."),
     codec: Optional[Path] = typer.Option(None, help="PhraseVAE checkpoint (default: the shipped one)."),
     prior: Optional[Path] = typer.Option(None, help="LatentMamba checkpoint (default: the shipped one)."),
+    critic: Optional[Path] = typer.Option(None, help="PhraseCritic checkpoint that steers --density and --key (default: the shipped one with the shipped codec)."),
+    candidates: int = typer.Option(8, min=1, help="Prior draws per slot the critic chooses from when --density or --key is given (1 = no steering)."),
     chunk_bars: int = typer.Option(8, help="Bars between writes of the MIDI file."),
 ) -> None:
     """Write new music: unconditional, controlled, continued, or endless."""
@@ -240,7 +283,9 @@ def generate(
 
     font = _soundfont_for(render, soundfont)  # before generating: a missing soundfont fails fast
     torch.set_num_threads(1)
-    generator = MusicGenerator.load(codec or _shipped_model("phrase_vae"), prior or _shipped_model("latent_mamba"))
+    generator = MusicGenerator.load(
+        codec or _shipped_model("phrase_vae"), prior or _shipped_model("latent_mamba"), critic or _shipped_critic(codec), candidates=candidates
+    )
     request = Request(
         bars=None if stream else bars, tempo=tempo, key=key, time_signature=time_signature, density=density,
         style=style, prompt=prompt, temperature=temperature, guidance=guidance, seed=seed,
@@ -321,6 +366,7 @@ def eval_generate(
     model: Optional[Path] = typer.Option(None, help="A folder with phrase_vae/ and latent_mamba/ checkpoints (default: the shipped model)."),
     codec: Optional[Path] = typer.Option(None, help="PhraseVAE checkpoint (overrides --model's)."),
     prior: Optional[Path] = typer.Option(None, help="LatentMamba checkpoint (overrides --model's)."),
+    critic: Optional[Path] = typer.Option(None, help="PhraseCritic checkpoint (overrides --model's phrase_critic/, if any)."),
     out: Path = typer.Option(Path("runs/eval_generate"), "-o", "--out", help="Report folder: report.md, report.json, metrics.png, pieces/."),
     pieces: int = typer.Option(48, help="Pieces to generate."),
     bars: int = typer.Option(16, help="Bars per piece."),
@@ -340,9 +386,11 @@ def eval_generate(
     from musemorphic.generation.generate import MusicGenerator
 
     torch.set_num_threads(1)
+    if critic is None and codec is None:  # the critic of --model's codec, or of the shipped one
+        critic = (model / "phrase_critic" if (model / "phrase_critic").is_dir() else None) if model else _shipped_critic(None)
     codec = codec or (model / "phrase_vae" if model else _shipped_model("phrase_vae"))
     prior = prior or (model / "latent_mamba" if model else _shipped_model("latent_mamba"))
-    generator = MusicGenerator.load(codec, prior)
+    generator = MusicGenerator.load(codec, prior, critic)
     config = GenerationEvalConfig(pieces=pieces, bars=bars, temperature=temperature, guidance=guidance, train_songs=train_songs,
                                   control_seeds=control_seeds, seed=seed)
     with _progress_bar("evaluating") as bar:
@@ -539,6 +587,11 @@ def transpose(
                 track.shift_pitch(semitones, inplace=True)
     moved.dump_midi(str(out))
     console.print(f"wrote {out}")
+
+
+def _shipped_critic(codec: Optional[Path]) -> Optional[Path]:
+    """The shipped PhraseCritic when the codec is the shipped one (a critic learns one codec)."""
+    return _shipped_model("phrase_critic") if codec is None else None
 
 
 def _shipped_model(name: str) -> Path:

@@ -63,6 +63,7 @@ __all__ = [
     "density_level",
     "density_thresholds",
     "extract_controls",
+    "key_correlations",
     "key_from_histogram",
     "parse_density",
     "parse_key",
@@ -103,6 +104,15 @@ def _keys_from_histograms(hists: np.ndarray) -> np.ndarray:
     keys = np.argmax(centred @ _PROFILES.T, axis=1)  # (n,)
     valid = (hists.sum(axis=1) > 0) & (np.ptp(hists, axis=1) > 0)
     return np.where(valid, keys, -1)
+
+
+def key_correlations(hists: np.ndarray) -> np.ndarray:
+    """Pearson correlation of each 12-bin histogram (n, 12) with the 24 key profiles -> (n, 24);
+    zeros for an empty or flat histogram. Its argmax is the Krumhansl-Schmuckler key."""
+    hists = np.asarray(hists, dtype=np.float64)
+    centred = hists - hists.mean(axis=1, keepdims=True)  # (n, 12)
+    norms = np.linalg.norm(centred, axis=1, keepdims=True)  # (n, 1)
+    return np.divide(centred @ _PROFILES.T, norms, out=np.zeros((len(hists), 24)), where=norms > 0)
 
 
 def key_from_histogram(hist: np.ndarray) -> int:

@@ -6,7 +6,10 @@ slot (track by track). The PhraseVAE decodes about `decode_phrases` latents per 
 chunks of `max(1, decode_phrases // tracks)` bars: on a CPU the cost of a decoding step grows
 far more slowly than its rows, so one track gets long chunks. Greedy decoding is row by row,
 so the chunk size changes the speed, not the music (tests/test_generation.py checks it). The
-notes go to a `StreamingMidiWriter` that makes the file valid after every write.
+notes go to a `StreamingMidiWriter` that makes the file valid after every write. With a
+PhraseCritic, a requested density or key also steers the sampling (`steering.py`): each slot
+keeps the best of `candidates` draws from the prior, and bars are decoded one at a time so
+the steering learns what each really wrote.
 """
 
 from __future__ import annotations
@@ -19,19 +22,22 @@ import numpy as np
 import torch
 
 from musemorphic.data import controls as ctl
-from musemorphic.data.augment import DRUM_PROGRAM, AugmentConfig, Augmenter
+from musemorphic.data.augment import AugmentConfig, Augmenter
 from musemorphic.data.key_frame import normalized_key, normalizing_shift
 from musemorphic.data.midi_io import load_score
 from musemorphic.data.tokenizer import PhraseTokenizer
 from musemorphic.data.bar_timing import bar_notes, bar_ticks, first_tempo
 from musemorphic.generation.midi_writer import StreamingMidiWriter
 from musemorphic.generation.phrase_codec import decode_bars, encode_bars
+from musemorphic.generation.steering import ControlSteering, SteeringTarget, density_target
+from musemorphic.generation.written_notes import TPQ, fits_track, phrase_facts
 from musemorphic.models.latent_mamba import LatentMamba
+from musemorphic.models.phrase_critic import PhraseCritic
 from musemorphic.models.phrase_vae import PhraseVAE
 from musemorphic.training.latent_mamba import SongControlsEncoder, load_latent_mamba
+from musemorphic.training.phrase_critic import load_phrase_critic
 from musemorphic.training.phrase_vae import load_phrase_vae
 
-TPQ = 480
 DEFAULT_TEMPO = 120.0
 
 
@@ -62,24 +68,50 @@ class GeneratedBar:
 
 class MusicGenerator:
     def __init__(
-        self, codec: PhraseVAE, tokenizer: PhraseTokenizer, prior: LatentMamba, default_programs: list[int], decode_phrases: int = 48
+        self,
+        codec: PhraseVAE,
+        tokenizer: PhraseTokenizer,
+        prior: LatentMamba,
+        default_programs: list[int],
+        decode_phrases: int = 48,
+        critic: PhraseCritic | None = None,
+        candidates: int = 8,
     ):
         self.codec, self.tokenizer, self.prior = codec.eval(), tokenizer, prior.eval()
         self.default_programs = default_programs
         if decode_phrases < 1:
             raise ValueError(f"decode_phrases must be at least 1, got {decode_phrases}")
+        if candidates < 1:
+            raise ValueError(f"candidates must be at least 1, got {candidates}")
         self.decode_phrases = decode_phrases  # phrases per codec batch (whole bars, at least one)
+        self.critic = critic.eval() if critic is not None else None  # steers requested density and key
+        self.candidates = candidates  # prior draws per slot the critic chooses from
         self.device = next(prior.parameters()).device
         self.mover = Augmenter(tokenizer, AugmentConfig())  # transposes phrases in and out of the key frame
 
     @classmethod
-    def load(cls, codec_dir: str | Path, prior_dir: str | Path, device: str = "cpu", decode_phrases: int = 48) -> MusicGenerator:
-        """Codec and prior from their checkpoint folders (the prior records which codec it learned)."""
+    def load(
+        cls,
+        codec_dir: str | Path,
+        prior_dir: str | Path,
+        critic_dir: str | Path | None = None,
+        device: str = "cpu",
+        decode_phrases: int = 48,
+        candidates: int = 8,
+    ) -> MusicGenerator:
+        """Codec, prior and (optional) critic from their checkpoint folders; the prior and the
+        critic record which codec they learned."""
         codec, tokenizer = load_phrase_vae(codec_dir)
         prior, record = load_latent_mamba(prior_dir)
         if record.get("model") != codec.config.to_dict():
             raise ValueError(f"{prior_dir} was trained on the latents of another codec than {codec_dir}")
-        return cls(codec.to(device), tokenizer, prior.to(device), record["default_programs"], decode_phrases)
+        critic = None
+        if critic_dir is not None:
+            critic, critic_record = load_phrase_critic(critic_dir)
+            if critic_record.get("model") != codec.config.to_dict():
+                raise ValueError(f"{critic_dir} was trained on the decodings of another codec than {codec_dir}")
+            critic = critic.to(device)
+        return cls(codec.to(device), tokenizer, prior.to(device), record["default_programs"], decode_phrases, critic, candidates)
 
     # ---- controls ------------------------------------------------------------------
     def control_classes(self, request: Request) -> list[int]:
@@ -99,6 +131,20 @@ class MusicGenerator:
             ctl.parse_density(request.density) if request.density else -1,
             request.style,
         )
+
+    def steering(self, request: Request, n_tracks: int) -> ControlSteering | None:
+        """The steering for a request, or None when there is nothing to steer: no critic, one
+        candidate, an MSE-head prior, or neither a density nor a key requested."""
+        if self.critic is None or self.candidates == 1 or self.prior.config.head != "gmm" or not (request.density or request.key):
+            return None
+        key = None
+        if request.key:
+            key = ctl.parse_key(request.key)
+            key = normalized_key(key) if self.prior.config.key_normalized else key
+        density = None
+        if request.density:
+            density = density_target(ctl.parse_density(request.density), tuple(self.critic.config.density_thresholds))
+        return ControlSteering(self.critic, SteeringTarget(density, key), n_tracks)
 
     # ---- bars ----------------------------------------------------------------------
     def bars(self, request: Request) -> Iterator[GeneratedBar]:
@@ -139,7 +185,9 @@ class MusicGenerator:
         if len(programs) > self.prior.config.max_tracks:
             raise ValueError(f"{len(programs)} tracks; the model handles at most {self.prior.config.max_tracks}")
         requested_ts = ctl.parse_time_signature(request.time_signature) if request.time_signature else None
-        chunk, index = self.bars_per_batch(len(programs)), 0
+        bar_quarters = 4 * requested_ts[0] / requested_ts[1] if requested_ts else 4.0
+        steering = self.steering(request, len(programs))
+        chunk, index = (1 if steering else self.bars_per_batch(len(programs))), 0  # steering settles bar by bar
         while request.bars is None or index < request.bars:
             n_bars = chunk if request.bars is None else min(chunk, request.bars - index)
             latents = []  # (n_bars * n_tracks) x (Z,)
@@ -148,9 +196,18 @@ class MusicGenerator:
                 prediction, states = self._step(previous, track, programs[track], states)
                 if guided:
                     prediction = self.prior.guide(prediction, request.guidance)
-                previous = self.prior.sample(prediction, request.temperature, generator).float().expand(len(rows), -1)
+                if steering is None:
+                    previous = self.prior.sample(prediction, request.temperature, generator).float()
+                else:  # the critic keeps one of several draws
+                    draws = tuple(x[:1].expand(self.candidates, *x.shape[1:]) for x in prediction)
+                    candidates = self.prior.sample(draws, request.temperature, generator).float()  # (K, Z)
+                    best = steering.choose(candidates, bar_quarters)
+                    previous = candidates[best : best + 1]
+                previous = previous.expand(len(rows), -1)
                 latents.append(previous[0])
             decoded = decode_bars(self.codec, self.tokenizer, torch.stack(latents))
+            if steering is not None:
+                steering.settle([phrase_facts(self.tokenizer, bar, programs[i % len(programs)]) for i, bar in enumerate(decoded)])
             for start in range(0, len(decoded), len(programs)):
                 yield self._bar(index, decoded[start : start + len(programs)], programs, shift, requested_ts)
                 index += 1
@@ -169,15 +226,11 @@ class MusicGenerator:
         A phrase with notes of the wrong kind for its track (drum notes on a pitched track or
         pitches on drums) is left silent, as an ungrammatical one is."""
         tok = self.tokenizer
-        decoded = [bar if bar is not None and self._fits_track(bar, p) else None for bar, p in zip(decoded, programs)]
+        decoded = [bar if bar is not None and fits_track(tok, bar, p) else None for bar, p in zip(decoded, programs)]
         phrases = [self._transpose(bar, p, shift) if bar is not None else [tok.bar_id] for bar, p in zip(decoded, programs)]
         invalid = [track for track, bar in enumerate(decoded) if bar is None]
         time_signature = requested_ts or _majority_time_signature(tok, phrases)
         return GeneratedBar(index, time_signature, phrases, invalid)
-
-    def _fits_track(self, bar: list[int], program: int) -> bool:
-        wrong_kind = "Pitch_" if program == DRUM_PROGRAM else "PitchDrum_"
-        return not any(self.tokenizer.base_names[i].startswith(wrong_kind) for i in bar)
 
     def _transpose(self, bar: list[int], program: int, shift: int) -> list[int]:
         return bar if shift == 0 else self.mover.transpose(bar, program, shift).tolist()

@@ -51,6 +51,11 @@ def encode_phrases(
     return out
 
 
+def codec_digest(codec_dir: str | Path) -> str:
+    """Short hash of a codec checkpoint's weights: names what was computed with it."""
+    return hashlib.sha1((Path(codec_dir) / "model.safetensors").read_bytes()).hexdigest()[:12]
+
+
 def cached_latents(
     model: PhraseVAE,
     codec_dir: Path,
@@ -59,9 +64,7 @@ def cached_latents(
     key_normalized: bool = False,
 ) -> np.ndarray:
     """Latents of all phrases of a dataset (split=None order), computed once per codec and frame."""
-    weights = (Path(codec_dir) / "model.safetensors").read_bytes()
-    digest = hashlib.sha1(weights).hexdigest()[:12]
-    path = Path(dataset_dir) / f"latents-{digest}{'-keynorm' if key_normalized else ''}.npy"
+    path = Path(dataset_dir) / f"latents-{codec_digest(codec_dir)}{'-keynorm' if key_normalized else ''}.npy"
     if path.exists():
         return np.load(path)
     dataset = PhraseDataset(dataset_dir, split=None)

@@ -1,0 +1,82 @@
+"""Steering a piece towards a requested density or key with a PhraseCritic.
+
+The prior learned little from its density and mode controls (BENCHMARKS.md), so the
+generator also steers: at every slot it draws `candidates` latents from the prior's
+predicted mixture, the critic predicts what each will write (onsets, time per pitch class),
+and the candidate that keeps the piece closest to the request is kept and fed back to the
+prior. The music stays the prior's (every candidate is one of its samples); the request
+only chooses among them. What the steering tracks is what the control extractor measures:
+
+* density: onsets per quarter note over all tracks. The running onset count is kept near
+  `target x quarters so far`, a bar's quarters shared equally among its track slots, so a
+  track that falls short is made up by the next. Targets sit inside the requested level:
+  0.75 x t1 (low), (t1 + t2) / 2 (medium), 1.15 x t2 (high), with the critic's thresholds.
+* key: the running pitch-class durations; a candidate scores by how far the requested key's
+  Krumhansl-Kessler correlation leads the best other key's, as the extractor picks the argmax.
+
+The totals are closed-loop: the generator decodes a steered piece bar by bar and `settle`
+replaces the critic's guesses for that bar with what its phrases really write, so the
+critic's errors do not pile up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from musemorphic.data.controls import key_correlations
+from musemorphic.models.phrase_critic import PhraseCritic
+
+
+def density_target(level: int, thresholds: tuple[float, float]) -> float:
+    """Onsets per quarter note to aim at for a density level 0/1/2."""
+    low, high = thresholds
+    return (0.75 * low, (low + high) / 2, 1.15 * high)[level]
+
+
+@dataclass
+class SteeringTarget:
+    density: float | None = None  # onsets per quarter note, all tracks
+    key: int | None = None  # key index, in the prior's key frame
+
+
+class ControlSteering:
+    """Running totals of one piece and the choice among candidate latents."""
+
+    def __init__(self, critic: PhraseCritic, target: SteeringTarget, n_tracks: int):
+        self.critic, self.target, self.n_tracks = critic, target, n_tracks
+        self.onsets = 0.0
+        self.quarters = 0.0
+        self.pitch_classes = np.zeros(12)
+        self._guesses: list[np.ndarray] = []  # (13,) critic facts of the slots not yet settled
+
+    def choose(self, candidates: torch.Tensor, bar_quarters: float) -> int:
+        """Index of the candidate latent (K, Z) to keep for the next slot; updates the totals."""
+        facts = self.critic.predict(candidates)
+        onsets = facts.onsets.double().cpu().numpy()  # (K,)
+        pitch_classes = facts.pitch_classes.double().cpu().numpy()  # (K, 12)
+        quarters = self.quarters + bar_quarters / self.n_tracks
+        cost = np.zeros(len(candidates))
+        if self.target.density is not None:
+            wanted = self.target.density * quarters
+            cost += np.abs(self.onsets + onsets - wanted) / (self.target.density * bar_quarters)
+        if self.target.key is not None:
+            correlations = key_correlations(self.pitch_classes + pitch_classes)  # (K, 24)
+            others = np.delete(correlations, self.target.key, axis=1).max(axis=1)
+            cost -= correlations[:, self.target.key] - others
+        best = int(np.argmin(cost))  # ties: the first, i.e. the prior's first draw
+        self.onsets += onsets[best]
+        self.pitch_classes += pitch_classes[best]
+        self.quarters = quarters
+        self._guesses.append(np.concatenate([onsets[best : best + 1], pitch_classes[best]]))
+        return best
+
+    def settle(self, written: list[np.ndarray]) -> None:
+        """Swap the guesses for the slots chosen since the last call for what they wrote:
+        their (13,) `phrase_facts`, in slot order."""
+        for guess, facts in zip(self._guesses, written, strict=True):
+            self.onsets += facts[0] - guess[0]
+            self.pitch_classes += facts[1:] - guess[1:]
+        self._guesses = []

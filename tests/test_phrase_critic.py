@@ -1,0 +1,168 @@
+"""PhraseCritic and control steering: what a decoded bar writes, the choice among draws, training."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from musemorphic.data import controls as ctl
+from musemorphic.generation import generate as generate_module
+from musemorphic.generation.generate import MusicGenerator, Request
+from musemorphic.generation.steering import ControlSteering, SteeringTarget, density_target
+from musemorphic.generation.written_notes import phrase_facts
+from musemorphic.models.phrase_critic import PhraseCritic, PhraseCriticConfig, PhraseFacts
+from musemorphic.training.latent_mamba import build_latent_mamba
+from musemorphic.training.loop import TrainConfig, train
+from musemorphic.training.phrase_critic import PhraseCriticTask, load_phrase_critic
+from musemorphic.training.phrase_vae import build_phrase_vae
+
+C_MAJOR_TRIAD = np.eye(12)[[0, 4, 7]].sum(0)
+A_MINOR_TRIAD = np.eye(12)[[9, 0, 4]].sum(0)
+
+
+def _bar(tokenizer, *tokens: str) -> list[int]:
+    return [tokenizer.base_vocab[t] for t in ("Bar_None", *tokens)]
+
+
+def test_phrase_facts_count_what_the_generator_writes(tokenizer):
+    bar = _bar(tokenizer, "Position_0", "Pitch_60", "Velocity_91", "Duration_1.0.4", "Pitch_76", "Velocity_91", "Duration_0.2.4",
+               "Position_12", "Pitch_67", "Velocity_63", "Duration_2.0.4")
+    facts = phrase_facts(tokenizer, bar, program=0)
+    assert facts[0] == 3
+    expected = np.zeros(12)
+    expected[0], expected[4], expected[7] = 1.0, 0.5, 2.0  # quarter notes, ringing past the bar end included
+    np.testing.assert_allclose(facts[1:], expected)
+    drums = _bar(tokenizer, "Position_0", "PitchDrum_36", "Velocity_91", "Duration_0.1.4")
+    np.testing.assert_allclose(phrase_facts(tokenizer, drums, program=-1), [1] + [0] * 12)  # drums: onsets, no pitch classes
+    assert not phrase_facts(tokenizer, drums, program=0).any()  # wrong kind: silent
+    assert not phrase_facts(tokenizer, None, program=0).any()  # ungrammatical: silent
+
+
+def test_key_correlations_are_pearson_and_pick_the_extractor_key():
+    rng = np.random.default_rng(0)
+    hists = rng.random((20, 12))
+    got = ctl.key_correlations(hists)
+    for hist, row in zip(hists, got):
+        assert int(row.argmax()) == ctl.key_from_histogram(hist)
+        major = np.roll([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88], 2)  # D major
+        assert row[2] == pytest.approx(np.corrcoef(hist, major)[0, 1])
+    assert not ctl.key_correlations(np.ones((1, 12))).any()
+
+
+def test_density_targets_lie_inside_their_level():
+    for thresholds in ((1.0, 2.0), (4.25, 6.0)):
+        assert [ctl.density_level(density_target(level, thresholds), thresholds) for level in range(3)] == [0, 1, 2]
+
+
+class TableCritic:
+    """Stands in for a PhraseCritic: candidate i (z[:, 0] == i) writes table row i."""
+
+    def __init__(self, onsets, pitch_classes):
+        self.onsets, self.pitch_classes = torch.tensor(onsets, dtype=torch.float64), torch.tensor(np.asarray(pitch_classes))
+
+    def predict(self, z):
+        rows = z[:, 0].long()
+        return PhraseFacts(self.onsets[rows], self.pitch_classes[rows])
+
+
+def test_density_steering_keeps_the_running_count_on_target():
+    critic = TableCritic([0, 4, 8, 16], np.zeros((4, 12)))
+    steering = ControlSteering(critic, SteeringTarget(density=2.0), n_tracks=2)
+    candidates = torch.arange(4.0)[:, None].expand(4, 3)
+    assert steering.choose(candidates, bar_quarters=4) == 1  # half a bar: 4 onsets wanted
+    assert steering.choose(candidates[[0, 2, 3]], bar_quarters=4) == 0  # 8 wanted, 4 had: 0 -> 4 off, 8 -> 4 off, first wins
+    assert steering.onsets == 4 and steering.quarters == 4
+    assert steering.choose(candidates, bar_quarters=4) == 2  # 12 wanted, 4 had: the shortfall is made up
+    assert steering.choose(candidates, bar_quarters=4) == 1  # 16 wanted, 12 had
+    assert steering.onsets == 16 and steering.quarters == 8
+
+
+def test_settling_swaps_the_guesses_for_what_was_written():
+    critic = TableCritic([4, 8], [C_MAJOR_TRIAD, A_MINOR_TRIAD])
+    steering = ControlSteering(critic, SteeringTarget(density=1.0, key=0), n_tracks=2)
+    candidates = torch.arange(2.0)[:, None]
+    picks = [steering.choose(candidates, bar_quarters=4) for _ in range(2)]
+    written = [np.concatenate([[1], np.eye(12)[5]]), np.concatenate([[2], np.eye(12)[7]])]  # what the two slots really wrote
+    steering.settle(written)
+    assert steering.onsets == 3 and np.array_equal(steering.pitch_classes, np.eye(12)[5] + np.eye(12)[7])
+    steering.choose(candidates, bar_quarters=4)
+    with pytest.raises(ValueError):  # one settled fact per chosen slot
+        steering.settle(written)
+    assert picks == [0, 0]
+
+
+def test_key_steering_picks_the_draw_that_makes_the_requested_key_win():
+    critic = TableCritic([3, 3], [C_MAJOR_TRIAD, A_MINOR_TRIAD])
+    candidates = torch.arange(2.0)[:, None]
+    assert ControlSteering(critic, SteeringTarget(key=21), n_tracks=1).choose(candidates, 4) == 1
+    assert ControlSteering(critic, SteeringTarget(key=0), n_tracks=1).choose(candidates, 4) == 0
+
+
+def test_the_critic_trains_with_the_shared_loop_and_reloads_strictly(tmp_path):
+    rng = np.random.default_rng(0)
+    latents = rng.normal(size=(512, 8)).astype(np.float32)
+    facts = np.concatenate([np.exp(latents[:, :1]), np.maximum(latents[:, 1:], 0), np.zeros((512, 5))], axis=1)  # (512, 13)
+    torch.manual_seed(0)
+    model = PhraseCritic(PhraseCriticConfig(d_latent=8, d_hidden=32))
+    task = PhraseCriticTask(model, latents, facts.astype(np.float32), batch_size=64, seed=0, codec_config={"model": "test"})
+    z = torch.from_numpy(latents)
+    before = np.corrcoef(model.predict(z).onsets.numpy(), facts[:, 0])[0, 1]
+    train(task, TrainConfig(out_dir=str(tmp_path), steps=300, lr=3e-3, warmup_steps=10, checkpoint_every=300, zclip=False))
+    after = model.eval().predict(z).onsets.numpy()
+    assert np.corrcoef(after, facts[:, 0])[0, 1] > max(0.9, before)
+    assert after.mean() == pytest.approx(facts[:, 0].mean(), rel=0.1)  # a Poisson fit keeps the mean
+    again, record = load_phrase_critic(tmp_path / "checkpoint")
+    assert record == {"model": "test"}
+    torch.testing.assert_close(again.predict(z).onsets, model.eval().predict(z).onsets, rtol=0, atol=0)
+    assert (model.predict(z).onsets >= 0).all() and (model.predict(z).pitch_classes >= 0).all()
+
+
+@pytest.fixture(scope="module")
+def untrained(fixture_dataset) -> MusicGenerator:
+    torch.manual_seed(0)
+    codec = build_phrase_vae(fixture_dataset.tokenizer, "tiny", d_latent=8)
+    prior = build_latent_mamba(fixture_dataset, "tiny", d_latent=8)
+    return MusicGenerator(codec, fixture_dataset.tokenizer, prior, default_programs=[0, 33])
+
+
+def _latents(generator: MusicGenerator, request: Request, monkeypatch) -> torch.Tensor:
+    """Every latent the generator hands to the codec for a request."""
+    seen = []
+    decode = generate_module.decode_bars
+
+    def spy(codec, tokenizer, z):
+        seen.append(z.clone())
+        return decode(codec, tokenizer, z)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(generate_module, "decode_bars", spy)
+        list(generator.bars(request))
+    return torch.cat(seen)
+
+
+def test_steering_chooses_among_draws_only_when_asked(untrained, monkeypatch):
+    plain = _latents(untrained, Request(bars=4, seed=1, density="high"), monkeypatch)
+    critic = PhraseCritic(PhraseCriticConfig(d_latent=8, d_hidden=16))
+    steered = MusicGenerator(untrained.codec, untrained.tokenizer, untrained.prior, [0, 33], critic=critic, candidates=4)
+    assert torch.equal(_latents(steered, Request(bars=4, seed=1), monkeypatch), _latents(untrained, Request(bars=4, seed=1), monkeypatch))
+    one = MusicGenerator(untrained.codec, untrained.tokenizer, untrained.prior, [0, 33], critic=critic, candidates=1)
+    assert torch.equal(_latents(one, Request(bars=4, seed=1, density="high"), monkeypatch), plain)
+    assert not torch.equal(_latents(steered, Request(bars=4, seed=1, density="high"), monkeypatch), plain)
+
+
+def test_a_denser_request_keeps_draws_the_critic_finds_denser(untrained, monkeypatch):
+    critic = PhraseCritic(PhraseCriticConfig(d_latent=8, d_hidden=4, n_layers=1, density_thresholds=[1.0, 2.0]))
+    with torch.no_grad():  # predicted onsets = exp(gelu(z[0])): rising with z[0] above -0.75
+        for p in critic.parameters():
+            p.zero_()
+        critic.net[0].weight[0, 0] = 1.0
+        critic.net[2].weight[0, 0] = 1.0
+    steered = MusicGenerator(untrained.codec, untrained.tokenizer, untrained.prior, [0, 33], critic=critic, candidates=8)
+    monkeypatch.setattr(ControlSteering, "settle", lambda self, written: self._guesses.clear())  # as if bars wrote what the critic said
+    per_slot = {  # the critic's onsets per slot; targets: 0.75 (low) and 2.3 (high) per quarter, 2 quarters per slot
+        level: float(critic.predict(_latents(steered, Request(bars=6, seed=2, density=level), monkeypatch)).onsets.mean())
+        for level in ("low", "high")
+    }
+    assert per_slot["low"] == pytest.approx(1.5, abs=0.3)  # reachable: low draws are common
+    assert per_slot["high"] > per_slot["low"] + 0.8  # 4.6 is rarely among 8 draws of this untrained prior: as close as they allow
