@@ -59,8 +59,8 @@ def main() -> None:
             with torch.no_grad():
                 totals = [song_nll(model, windows, song, setting) for song in range(len(windows.songs))]
             row[setting] = round(sum(t for t, _ in totals) / sum(n for _, n in totals), 4)
-        results[str(path)] = {"nll_per_dimension_by_controls": row}
-    print(json.dumps({"machine": machine(), "data": str(args.data), "songs": len(test.song_indices), "results": results}, indent=1))
+        results[str(path)] = {"songs": len(windows.songs), "nll_per_dimension_by_controls": row}
+    print(json.dumps({"machine": machine(), "data": str(args.data), "results": results}, indent=1))
 
 
 if __name__ == "__main__":

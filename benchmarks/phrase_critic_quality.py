@@ -1,7 +1,7 @@
 """How well a PhraseCritic predicts what its codec writes, on held-out phrases.
 
-`--phrases` random test-split phrases of a dataset (latents in the prior's key frame, as
-the critic is trained), each greedily decoded and measured as the generator writes it
+`--phrases` random test-split phrases of a dataset (latents in the key frame the critic was
+trained in), each greedily decoded and measured as the generator writes it
 (`written_notes.phrase_facts`), against the critic's prediction from the latent alone:
 R^2 and mean error of the onsets per bar, R^2 of the 12 pitch-class durations, and how
 often the Krumhansl-Schmuckler key of the predicted pitch classes equals that of the
@@ -40,7 +40,7 @@ def main() -> None:
     torch.set_num_threads(1)
     codec, _ = load_phrase_vae(args.codec)
     critic, _ = load_phrase_critic(args.critic)
-    latents, facts = critic_table(codec, args.codec, args.data, "test", args.phrases)
+    latents, facts = critic_table(codec, args.codec, args.data, "test", args.phrases, critic.config.key_normalized)
     predicted = critic.predict(torch.from_numpy(latents))
     onsets, pitch_classes = predicted.onsets.numpy(), predicted.pitch_classes.numpy()
     pitched = facts[:, 1:].sum(axis=1) > 0

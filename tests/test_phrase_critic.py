@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -68,35 +70,44 @@ class TableCritic:
 
 def test_density_steering_keeps_the_running_count_on_target():
     critic = TableCritic([0, 4, 8, 16], np.zeros((4, 12)))
-    steering = ControlSteering(critic, SteeringTarget(density=2.0), n_tracks=2)
+    steering = ControlSteering(critic, SteeringTarget(density=2.0), n_tracks=2, bar_quarters=4)
     candidates = torch.arange(4.0)[:, None].expand(4, 3)
-    assert steering.choose(candidates, bar_quarters=4) == 1  # half a bar: 4 onsets wanted
-    assert steering.choose(candidates[[0, 2, 3]], bar_quarters=4) == 0  # 8 wanted, 4 had: 0 -> 4 off, 8 -> 4 off, first wins
+    assert steering.choose(candidates) == 1  # half a bar: 4 onsets wanted
+    assert steering.choose(candidates[[0, 2, 3]]) == 0  # 8 wanted, 4 had: 0 -> 4 off, 8 -> 4 off, first wins
     assert steering.onsets == 4 and steering.quarters == 4
-    assert steering.choose(candidates, bar_quarters=4) == 2  # 12 wanted, 4 had: the shortfall is made up
-    assert steering.choose(candidates, bar_quarters=4) == 1  # 16 wanted, 12 had
+    assert steering.choose(candidates) == 2  # 12 wanted, 4 had: the shortfall is made up
+    assert steering.choose(candidates) == 1  # 16 wanted, 12 had
     assert steering.onsets == 16 and steering.quarters == 8
 
 
 def test_settling_swaps_the_guesses_for_what_was_written():
     critic = TableCritic([4, 8], [C_MAJOR_TRIAD, A_MINOR_TRIAD])
-    steering = ControlSteering(critic, SteeringTarget(density=1.0, key=0), n_tracks=2)
+    steering = ControlSteering(critic, SteeringTarget(density=1.0, key=0), n_tracks=2, bar_quarters=4)
     candidates = torch.arange(2.0)[:, None]
-    picks = [steering.choose(candidates, bar_quarters=4) for _ in range(2)]
+    picks = [steering.choose(candidates) for _ in range(2)]
     written = [np.concatenate([[1], np.eye(12)[5]]), np.concatenate([[2], np.eye(12)[7]])]  # what the two slots really wrote
-    steering.settle(written)
+    steering.settle(written, bar_quarters=3)  # a 3/4 bar
     assert steering.onsets == 3 and np.array_equal(steering.pitch_classes, np.eye(12)[5] + np.eye(12)[7])
-    steering.choose(candidates, bar_quarters=4)
+    assert steering.quarters == 3 and steering.bar_quarters == 3  # the next bar is guessed as long as this one
+    steering.choose(candidates)
+    assert steering.quarters == 4.5
     with pytest.raises(ValueError):  # one settled fact per chosen slot
-        steering.settle(written)
+        steering.settle(written, bar_quarters=3)
     assert picks == [0, 0]
+
+
+def test_a_silent_bar_adds_no_time():
+    steering = ControlSteering(TableCritic([4], np.zeros((1, 12))), SteeringTarget(density=1.0), n_tracks=1, bar_quarters=4)
+    steering.choose(torch.zeros(1, 2))
+    steering.settle([np.zeros(13)], bar_quarters=4)
+    assert steering.quarters == 0 and steering.onsets == 0
 
 
 def test_key_steering_picks_the_draw_that_makes_the_requested_key_win():
     critic = TableCritic([3, 3], [C_MAJOR_TRIAD, A_MINOR_TRIAD])
     candidates = torch.arange(2.0)[:, None]
-    assert ControlSteering(critic, SteeringTarget(key=21), n_tracks=1).choose(candidates, 4) == 1
-    assert ControlSteering(critic, SteeringTarget(key=0), n_tracks=1).choose(candidates, 4) == 0
+    assert ControlSteering(critic, SteeringTarget(key=21), n_tracks=1).choose(candidates) == 1
+    assert ControlSteering(critic, SteeringTarget(key=0), n_tracks=1).choose(candidates) == 0
 
 
 def test_the_critic_trains_with_the_shared_loop_and_reloads_strictly(tmp_path):
@@ -159,10 +170,43 @@ def test_a_denser_request_keeps_draws_the_critic_finds_denser(untrained, monkeyp
         critic.net[0].weight[0, 0] = 1.0
         critic.net[2].weight[0, 0] = 1.0
     steered = MusicGenerator(untrained.codec, untrained.tokenizer, untrained.prior, [0, 33], critic=critic, candidates=8)
-    monkeypatch.setattr(ControlSteering, "settle", lambda self, written: self._guesses.clear())  # as if bars wrote what the critic said
+    def as_guessed(self, written, bar_quarters):  # as if every bar wrote what the critic said
+        self._guesses, self._guessed_quarters = [], 0.0
+
+    monkeypatch.setattr(ControlSteering, "settle", as_guessed)
     per_slot = {  # the critic's onsets per slot; targets: 0.75 (low) and 2.3 (high) per quarter, 2 quarters per slot
         level: float(critic.predict(_latents(steered, Request(bars=6, seed=2, density=level), monkeypatch)).onsets.mean())
         for level in ("low", "high")
     }
     assert per_slot["low"] == pytest.approx(1.5, abs=0.3)  # reachable: low draws are common
     assert per_slot["high"] > per_slot["low"] + 0.8  # 4.6 is rarely among 8 draws of this untrained prior: as close as they allow
+
+
+def test_steering_targets_follow_the_request_and_the_key_frame(untrained):
+    critic = PhraseCritic(PhraseCriticConfig(d_latent=8, d_hidden=16, density_thresholds=[1.0, 2.0]))
+    framed = MusicGenerator(untrained.codec, untrained.tokenizer, untrained.prior, [0, 33], critic=critic)
+    framed.prior = type(untrained.prior)(dataclasses.replace(untrained.prior.config, key_normalized=True)).eval()
+    assert framed.steering(Request(key="D major"), 2).target.key == 0  # C major in the frame
+    assert framed.steering(Request(key="D minor"), 2).target.key == 21  # A minor
+    assert framed.steering(Request(density="high"), 2).target == SteeringTarget(density=2.3, key=None)
+    assert framed.steering(Request(), 2) is None and framed.steering(Request(density="low", temperature=0), 2) is None
+    plain = MusicGenerator(untrained.codec, untrained.tokenizer, untrained.prior, [0, 33], critic=critic)
+    assert plain.steering(Request(key="D minor"), 2).target.key == 14
+
+
+def test_a_steered_run_settles_every_bar_at_its_written_length_and_repeats(untrained, tmp_path, monkeypatch):
+    critic = PhraseCritic(PhraseCriticConfig(d_latent=8, d_hidden=16))
+    steered = MusicGenerator(untrained.codec, untrained.tokenizer, untrained.prior, [0, 33], critic=critic, candidates=4)
+    settled = []
+    settle = ControlSteering.settle
+
+    def spy(self, written, bar_quarters):
+        settled.append((len(written), bar_quarters))
+        settle(self, written, bar_quarters)
+
+    monkeypatch.setattr(ControlSteering, "settle", spy)
+    request = Request(bars=3, seed=5, density="medium", key="E minor", time_signature="3/4")
+    steered.write(request, tmp_path / "a.mid")
+    assert settled == [(2, 3.0)] * 3  # one call per bar, one fact per track, 3/4 bars
+    steered.write(request, tmp_path / "b.mid")
+    assert (tmp_path / "a.mid").read_bytes() == (tmp_path / "b.mid").read_bytes()

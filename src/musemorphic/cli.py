@@ -219,7 +219,9 @@ def train_phrase_critic(
     phrases: int = typer.Option(30000, help="Training phrases to decode (once, cached in the dataset folder)."),
     steps: int = typer.Option(4000, help="Optimizer steps."),
     batch_size: int = typer.Option(256, help="Latents per step."),
-    key_normalize: bool = typer.Option(True, "--key-normalize/--no-key-normalize", help="Latents of songs moved to C major / A minor, as the prior's."),
+    key_normalize: bool = typer.Option(
+        True, "--key-normalize/--no-key-normalize", help="Latents of songs moved to C major / A minor, as the prior's."
+    ),
     lr: float = typer.Option(1e-3, help="Peak learning rate."),
     seed: int = typer.Option(0, help="Seed for weights and batches."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, ..."),
@@ -238,11 +240,15 @@ def train_phrase_critic(
     codec_model, _ = load_phrase_vae(codec)
     with _progress_bar("decoding phrases") as bar:
         job = bar.add_task("decoding", total=None, rate="")
-        latents, facts = critic_table(codec_model, codec, data, "train", phrases, key_normalize, lambda d, t: bar.update(job, completed=d, total=t))
+        progress = lambda done, total: bar.update(job, completed=done, total=total)  # noqa: E731
+        latents, facts = critic_table(codec_model, codec, data, "train", phrases, key_normalize, progress)
     torch.manual_seed(seed)
     thresholds = list(PhraseDataset(data, split="train").density_thresholds)
-    model = PhraseCritic(PhraseCriticConfig(d_latent=codec_model.config.d_latent, density_thresholds=thresholds))
-    task = PhraseCriticTask(model, latents, facts, batch_size=batch_size, seed=seed, codec_config={"model": codec_model.config.to_dict()})
+    model = PhraseCritic(
+        PhraseCriticConfig(d_latent=codec_model.config.d_latent, density_thresholds=thresholds, key_normalized=key_normalize)
+    )
+    record = {"model": codec_model.config.to_dict()}
+    task = PhraseCriticTask(model, latents, facts, batch_size=batch_size, seed=seed, codec_config=record)
     config = TrainConfig(out_dir=str(out), steps=steps, batch_size=batch_size, lr=lr, seed=seed, device=device,
                          warmup_steps=min(200, steps // 10), zclip=False)
     console.print(f"PhraseCritic: {sum(p.numel() for p in model.parameters()) / 1e3:.0f}k parameters; {len(latents)} phrases; {out}")
@@ -272,8 +278,10 @@ def generate(
     soundfont: Optional[Path] = typer.Option(None, help="General MIDI .sf2 for --render (default: one found on the system)."),
     codec: Optional[Path] = typer.Option(None, help="PhraseVAE checkpoint (default: the shipped one)."),
     prior: Optional[Path] = typer.Option(None, help="LatentMamba checkpoint (default: the shipped one)."),
-    critic: Optional[Path] = typer.Option(None, help="PhraseCritic checkpoint that steers --density and --key (default: the shipped one with the shipped codec)."),
-    candidates: int = typer.Option(8, min=1, help="Prior draws per slot the critic chooses from when --density or --key is given (1 = no steering)."),
+    critic: Optional[Path] = typer.Option(
+        None, help="PhraseCritic checkpoint that steers --density and --key (default: the shipped one with the shipped codec)."
+    ),
+    candidates: int = typer.Option(8, min=1, help="Prior draws per slot the critic chooses from for --density or --key (1: no steering)."),
     chunk_bars: int = typer.Option(8, help="Bars between writes of the MIDI file."),
 ) -> None:
     """Write new music: unconditional, controlled, continued, or endless."""
@@ -284,7 +292,10 @@ def generate(
     font = _soundfont_for(render, soundfont)  # before generating: a missing soundfont fails fast
     torch.set_num_threads(1)
     generator = MusicGenerator.load(
-        codec or _shipped_model("phrase_vae"), prior or _shipped_model("latent_mamba"), critic or _shipped_critic(codec), candidates=candidates
+        codec or _shipped_model("phrase_vae"),
+        prior or _shipped_model("latent_mamba"),
+        critic or _shipped_critic(codec),
+        candidates=candidates,
     )
     request = Request(
         bars=None if stream else bars, tempo=tempo, key=key, time_signature=time_signature, density=density,
@@ -363,7 +374,9 @@ def eval_phrase_vae(
 @eval_app.command("generate")
 def eval_generate(
     data: Path = typer.Option(..., help="A folder made by `musemorphic prepare`: its test split is the reference."),
-    model: Optional[Path] = typer.Option(None, help="A folder with phrase_vae/ and latent_mamba/ checkpoints (default: the shipped model)."),
+    model: Optional[Path] = typer.Option(
+        None, help="A folder with phrase_vae/, latent_mamba/ and optionally phrase_critic/ checkpoints (default: the shipped model)."
+    ),
     codec: Optional[Path] = typer.Option(None, help="PhraseVAE checkpoint (overrides --model's)."),
     prior: Optional[Path] = typer.Option(None, help="LatentMamba checkpoint (overrides --model's)."),
     critic: Optional[Path] = typer.Option(None, help="PhraseCritic checkpoint (overrides --model's phrase_critic/, if any)."),
@@ -386,8 +399,10 @@ def eval_generate(
     from musemorphic.generation.generate import MusicGenerator
 
     torch.set_num_threads(1)
-    if critic is None and codec is None:  # the critic of --model's codec, or of the shipped one
-        critic = (model / "phrase_critic" if (model / "phrase_critic").is_dir() else None) if model else _shipped_critic(None)
+    if critic is None and codec is None and model is None:
+        critic = _shipped_critic(None)
+    elif critic is None and codec is None and (model / "phrase_critic").is_dir():
+        critic = model / "phrase_critic"
     codec = codec or (model / "phrase_vae" if model else _shipped_model("phrase_vae"))
     prior = prior or (model / "latent_mamba" if model else _shipped_model("latent_mamba"))
     generator = MusicGenerator.load(codec, prior, critic)

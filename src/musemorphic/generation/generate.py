@@ -63,7 +63,7 @@ class GeneratedBar:
     index: int
     time_signature: tuple[int, int]
     phrases: list[list[int]]  # base ids per track, starting with Bar
-    invalid_tracks: list[int] = field(default_factory=list)  # decoded ungrammatical: left silent
+    invalid_tracks: list[int] = field(default_factory=list)  # decoded ungrammatical or of the wrong kind: left silent
 
 
 class MusicGenerator:
@@ -84,9 +84,9 @@ class MusicGenerator:
         if candidates < 1:
             raise ValueError(f"candidates must be at least 1, got {candidates}")
         self.decode_phrases = decode_phrases  # phrases per codec batch (whole bars, at least one)
-        self.critic = critic.eval() if critic is not None else None  # steers requested density and key
-        self.candidates = candidates  # prior draws per slot the critic chooses from
         self.device = next(prior.parameters()).device
+        self.critic = critic.to(self.device).eval() if critic is not None else None  # steers requested density and key
+        self.candidates = candidates  # prior draws per slot the critic chooses from
         self.mover = Augmenter(tokenizer, AugmentConfig())  # transposes phrases in and out of the key frame
 
     @classmethod
@@ -110,7 +110,6 @@ class MusicGenerator:
             critic, critic_record = load_phrase_critic(critic_dir)
             if critic_record.get("model") != codec.config.to_dict():
                 raise ValueError(f"{critic_dir} was trained on the decodings of another codec than {codec_dir}")
-            critic = critic.to(device)
         return cls(codec.to(device), tokenizer, prior.to(device), record["default_programs"], decode_phrases, critic, candidates)
 
     # ---- controls ------------------------------------------------------------------
@@ -132,10 +131,12 @@ class MusicGenerator:
             request.style,
         )
 
-    def steering(self, request: Request, n_tracks: int) -> ControlSteering | None:
+    def steering(self, request: Request, n_tracks: int, bar_quarters: float = 4.0) -> ControlSteering | None:
         """The steering for a request, or None when there is nothing to steer: no critic, one
-        candidate, an MSE-head prior, or neither a density nor a key requested."""
-        if self.critic is None or self.candidates == 1 or self.prior.config.head != "gmm" or not (request.density or request.key):
+        candidate, an MSE-head prior, a temperature of 0 (every draw the same), or neither a
+        density nor a key requested."""
+        pointless = self.candidates == 1 or self.prior.config.head != "gmm" or request.temperature <= 0
+        if self.critic is None or pointless or not (request.density or request.key):
             return None
         key = None
         if request.key:
@@ -144,7 +145,7 @@ class MusicGenerator:
         density = None
         if request.density:
             density = density_target(ctl.parse_density(request.density), tuple(self.critic.config.density_thresholds))
-        return ControlSteering(self.critic, SteeringTarget(density, key), n_tracks)
+        return ControlSteering(self.critic, SteeringTarget(density, key), n_tracks, bar_quarters)
 
     # ---- bars ----------------------------------------------------------------------
     def bars(self, request: Request) -> Iterator[GeneratedBar]:
@@ -172,7 +173,7 @@ class MusicGenerator:
 
     @torch.no_grad()
     def _bars(self, request: Request, programs: list[int], prompt_latents: torch.Tensor | None, shift: int) -> Iterator[GeneratedBar]:
-        generator = torch.Generator().manual_seed(request.seed)
+        generator = torch.Generator(device=self.device).manual_seed(request.seed)
         classes = self.control_classes(request)
         guided = request.guidance != 1.0 and any(c != -1 for c in classes)
         rows = [classes, [-1] * len(classes)] if guided else [classes]  # guided: conditioned + unconditioned rows
@@ -186,7 +187,7 @@ class MusicGenerator:
             raise ValueError(f"{len(programs)} tracks; the model handles at most {self.prior.config.max_tracks}")
         requested_ts = ctl.parse_time_signature(request.time_signature) if request.time_signature else None
         bar_quarters = 4 * requested_ts[0] / requested_ts[1] if requested_ts else 4.0
-        steering = self.steering(request, len(programs))
+        steering = self.steering(request, len(programs), bar_quarters)
         chunk, index = (1 if steering else self.bars_per_batch(len(programs))), 0  # steering settles bar by bar
         while request.bars is None or index < request.bars:
             n_bars = chunk if request.bars is None else min(chunk, request.bars - index)
@@ -199,17 +200,21 @@ class MusicGenerator:
                 if steering is None:
                     previous = self.prior.sample(prediction, request.temperature, generator).float()
                 else:  # the critic keeps one of several draws
-                    draws = tuple(x[:1].expand(self.candidates, *x.shape[1:]) for x in prediction)
-                    candidates = self.prior.sample(draws, request.temperature, generator).float()  # (K, Z)
-                    best = steering.choose(candidates, bar_quarters)
-                    previous = candidates[best : best + 1]
+                    repeated = tuple(x[:1].expand(self.candidates, *x.shape[1:]) for x in prediction)
+                    drawn = self.prior.sample(repeated, request.temperature, generator).float()  # (K, Z)
+                    best = steering.choose(drawn)
+                    previous = drawn[best : best + 1]
                 previous = previous.expand(len(rows), -1)
                 latents.append(previous[0])
             decoded = decode_bars(self.codec, self.tokenizer, torch.stack(latents))
-            if steering is not None:
-                steering.settle([phrase_facts(self.tokenizer, bar, programs[i % len(programs)]) for i, bar in enumerate(decoded)])
             for start in range(0, len(decoded), len(programs)):
-                yield self._bar(index, decoded[start : start + len(programs)], programs, shift, requested_ts)
+                phrases = decoded[start : start + len(programs)]
+                bar = self._bar(index, phrases, programs, shift, requested_ts)
+                if steering is not None:  # what the bar wrote, in the key frame, cut at its written length
+                    length = bar_ticks(TPQ, bar.time_signature)
+                    written = [phrase_facts(self.tokenizer, p, program, length) for p, program in zip(phrases, programs)]
+                    steering.settle(written, length / TPQ)
+                yield bar
                 index += 1
 
     def bars_per_batch(self, n_tracks: int) -> int:

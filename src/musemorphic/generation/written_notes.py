@@ -17,16 +17,18 @@ def fits_track(tokenizer: PhraseTokenizer, bar: list[int], program: int) -> bool
     return not any(tokenizer.base_names[i].startswith(wrong_kind) for i in bar)
 
 
-def phrase_facts(tokenizer: PhraseTokenizer, bar: list[int] | None, program: int) -> np.ndarray:
+def phrase_facts(tokenizer: PhraseTokenizer, bar: list[int] | None, program: int, bar_length: int | None = None) -> np.ndarray:
     """(13,) onsets, then quarter notes sounded per pitch class (pitched tracks only), of a
     decoded bar as the generator writes it: nothing for an ungrammatical (None) or wrong-kind
-    bar, and only notes that start inside the bar. What a PhraseCritic learns to predict."""
+    bar, and only notes that start inside the bar (`bar_length` ticks; default: the length of
+    the bar's own time signature). What a PhraseCritic learns to predict."""
     facts = np.zeros(13)
     if bar is None or not fits_track(tokenizer, bar, program):
         return facts
     time_signature, notes = bar_notes(tokenizer.token_names(bar), TPQ)
+    length = bar_length if bar_length is not None else bar_ticks(TPQ, time_signature)
     for note in notes:
-        if note.start < bar_ticks(TPQ, time_signature):
+        if note.start < length:
             facts[0] += 1
             if program != DRUM_PROGRAM:
                 facts[1 + note.pitch % 12] += max(note.duration, 1) / TPQ

@@ -33,6 +33,7 @@ class PhraseCriticConfig(JsonConfig):
     d_hidden: int = 256
     n_layers: int = 2
     density_thresholds: list[float] = field(default_factory=lambda: list(DEFAULT_DENSITY_THRESHOLDS))  # of its training data
+    key_normalized: bool = True  # trained on latents of songs moved to C major / A minor, as the prior's
 
 
 @dataclass

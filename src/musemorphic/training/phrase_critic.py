@@ -28,7 +28,11 @@ from musemorphic.training.latents import cached_latents, codec_digest
 
 @torch.no_grad()
 def decoded_facts(
-    codec: PhraseVAE, tokenizer: PhraseTokenizer, latents: np.ndarray, programs: np.ndarray, progress: Callable[[int, int], None] | None = None
+    codec: PhraseVAE,
+    tokenizer: PhraseTokenizer,
+    latents: np.ndarray,
+    programs: np.ndarray,
+    progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """(N, 13) `phrase_facts` of the greedy decoding of each latent (N, Z)."""
     out = np.zeros((len(latents), N_TARGETS), dtype=np.float32)
