@@ -105,12 +105,18 @@ def test_endless_generation_yields_bars_without_end(generator):
     assert all(len(b.phrases) == 2 for b in bars)
 
 
-def test_continuation_takes_the_prompt_layout(generator, tmp_path):
+def test_continuation_takes_the_prompt_layout_and_tempo(generator, tmp_path):
     prompt = tmp_path / "prompt.mid"
-    prompt.write_bytes(midi_factory.simple_song(n_bars=4))
+    score = symusic.Score.from_midi(midi_factory.simple_song(n_bars=4))
+    for tempo in score.tempos:
+        tempo.qpm = 96.0
+    score.dump_midi(str(prompt))
     summary = generator.write(Request(bars=3, prompt=prompt), tmp_path / "cont.mid")
     assert summary["tracks"] == 2 and summary["bars"] == 3
-    assert symusic.Score(str(tmp_path / "cont.mid")).ticks_per_quarter == 480
+    written = symusic.Score(str(tmp_path / "cont.mid"))
+    assert written.ticks_per_quarter == 480 and round(written.tempos[0].qpm) == 96  # the prompt's tempo
+    generator.write(Request(bars=3, prompt=prompt, tempo="80"), tmp_path / "faster.mid")
+    assert round(symusic.Score(str(tmp_path / "faster.mid")).tempos[0].qpm) == 80  # a request wins
 
 
 def test_interrupted_endless_run_leaves_a_valid_file(generator, tmp_path):

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from miditok.utils import get_bars_ticks
 
 from musemorphic.data import controls as ctl
 from musemorphic.data.augment import AugmentConfig, Augmenter
@@ -150,15 +151,16 @@ class MusicGenerator:
     # ---- bars ----------------------------------------------------------------------
     def bars(self, request: Request) -> Iterator[GeneratedBar]:
         """Generated bars, one at a time, forever when request.bars is None."""
-        return self._bars(request, *self._layout(request))
+        programs, prompt_latents, shift, _ = self._layout(request)
+        return self._bars(request, programs, prompt_latents, shift)
 
-    def _layout(self, request: Request) -> tuple[list[int], torch.Tensor | None, int]:
-        """Track programs, the prompt's (n_bars, n_tracks, Z) latents when continuing one, and
-        the semitones from the prior's key frame to the output key."""
+    def _layout(self, request: Request) -> tuple[list[int], torch.Tensor | None, int, float | None]:
+        """Track programs, the prompt's (n_bars, n_tracks, Z) latents when continuing one, the
+        semitones from the prior's key frame to the output key, and the prompt's tempo."""
         if request.prompt is None:
-            return request.programs or self.default_programs, None, self._output_shift(request, None)
-        latents, programs, prompt_key = self._prompt_latents(request.prompt)
-        return programs, latents, self._output_shift(request, prompt_key)
+            return request.programs or self.default_programs, None, self._output_shift(request, None), None
+        latents, programs, prompt_key, prompt_tempo = self._prompt_latents(request.prompt)
+        return programs, latents, self._output_shift(request, prompt_key), prompt_tempo
 
     def _output_shift(self, request: Request, prompt_key: int | None) -> int:
         """0 unless the prior is key-normalised; then to the requested key, else the prompt's,
@@ -241,15 +243,17 @@ class MusicGenerator:
         return bar if shift == 0 else self.mover.transpose(bar, program, shift).tolist()
 
     @torch.no_grad()
-    def _prompt_latents(self, path: Path) -> tuple[torch.Tensor, list[int], int | None]:
+    def _prompt_latents(self, path: Path) -> tuple[torch.Tensor, list[int], int | None, float]:
         """(n_bars, n_tracks, Z) codec latents of a MIDI prompt (in the prior's key frame), its
-        programs, and its key (None unless the prior is key-normalised)."""
+        programs, its key (None unless the prior is key-normalised) and its tempo in BPM."""
         tok = self.tokenizer
-        score = tok.preprocess(load_score(path))
+        raw = load_score(path)
+        score = tok.preprocess(raw)
         song = tok.encode_song(score, preprocessed=True)
         if not song.tracks:
             raise ValueError(f"{path}: the prompt holds no notes")
         programs = [t.program for t in song.tracks]
+        tempo = ctl.extract_controls(raw, get_bars_ticks(raw)).tempo  # before the tokenizer rounds it to a bin
         key, shift = None, 0
         if self.prior.config.key_normalized:
             key = ctl.extract_controls(score, song.bar_ticks).key
@@ -257,7 +261,7 @@ class MusicGenerator:
         bars = [self._transpose(bar, t.program, shift) for t in song.tracks for bar in t.bars]
         mu = encode_bars(self.codec, tok, bars, [t.program for t in song.tracks for _ in t.bars])
         grid = mu.view(len(programs), song.n_bars, -1).transpose(0, 1)  # (n_bars, n_tracks, Z)
-        return grid.to(self.device), programs, key
+        return grid.to(self.device), programs, key, tempo
 
     # ---- MIDI ----------------------------------------------------------------------
     def write(
@@ -273,8 +277,8 @@ class MusicGenerator:
         A KeyboardInterrupt ends generation cleanly, leaving a valid file. `on_bar` is
         called after each bar is written (progress, measurements).
         """
-        programs, prompt_latents, shift = self._layout(request)  # the prompt is read and encoded once
-        tempo = requested_bpm(request.tempo)
+        programs, prompt_latents, shift, prompt_tempo = self._layout(request)  # the prompt is read and encoded once
+        tempo = requested_bpm(request.tempo) or prompt_tempo  # else the first decoded bar's (below)
         written = invalid = 0
         tick = 0
         previous_ts = None
