@@ -18,7 +18,7 @@ import torch
 from musemorphic.data.pianoroll import PITCH_AXIS, TIME_AXIS, random_blobs, roll_windows, shift_each
 from musemorphic.evaluation.factorization import Embed, FactorizationFigures, measure_factorization
 from musemorphic.models.pianoroll_encoder import PianoRollEncoder, pianoroll_encoder_config
-from musemorphic.training.checkpoint import load_checkpoint
+from musemorphic.training.checkpoint import load_model_checkpoint
 from musemorphic.training.factorization import FactorizationConfig, RollFactorizationTask
 from musemorphic.training.loop import TrainConfig, train
 
@@ -97,9 +97,7 @@ def load_roll_encoder(directory: Path) -> tuple[PianoRollEncoder, dict]:
     """A trained piano-roll encoder (strict weights) and its checkpoint config."""
     from musemorphic.models.pianoroll_encoder import PianoRollEncoderConfig
 
-    ckpt = load_checkpoint(directory)
-    if ckpt.config.get("kind") != "pianoroll_encoder":
-        raise ValueError(f"{directory}: not a piano-roll encoder checkpoint (kind {ckpt.config.get('kind')!r})")
+    ckpt = load_model_checkpoint(directory, "pianoroll_encoder", "piano-roll encoder")
     model = PianoRollEncoder(PianoRollEncoderConfig.from_dict(ckpt.config["model"]))
     model.load_state_dict(ckpt.weights, strict=True)
     return model.eval(), ckpt.config

@@ -125,6 +125,15 @@ def read_checkpoint_config(directory: Path) -> dict:
     return config
 
 
+def load_model_checkpoint(directory: str | Path, kind: str, name: str) -> Checkpoint:
+    """`load_checkpoint` of a folder that must hold a `kind` model; a ValueError names the
+    folder (and the model as `name`) otherwise."""
+    checkpoint = load_checkpoint(Path(directory))
+    if checkpoint.config.get("kind") != kind:
+        raise ValueError(f"{directory}: not a {name} checkpoint (kind {checkpoint.config.get('kind')!r})")
+    return checkpoint
+
+
 def load_checkpoint(directory: Path) -> Checkpoint:
     """Read a checkpoint folder (or its `.old` sibling left by an interrupted save)."""
     directory = _locate(Path(directory))

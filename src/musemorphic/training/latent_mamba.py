@@ -22,7 +22,7 @@ from musemorphic.data import controls as ctl
 from musemorphic.data.dataset import PhraseDataset
 from musemorphic.data.key_frame import normalized_key
 from musemorphic.models.latent_mamba import LatentMamba, LatentMambaConfig, latent_mamba_config
-from musemorphic.training.checkpoint import load_checkpoint
+from musemorphic.training.checkpoint import load_model_checkpoint
 
 
 class SongControlsEncoder:
@@ -142,9 +142,7 @@ def build_latent_mamba(dataset: PhraseDataset, preset: str, **overrides) -> Late
 
 def load_latent_mamba(directory: str | Path) -> tuple[LatentMamba, dict]:
     """Rebuild a LatentMamba from its checkpoint (strict); also returns the codec record."""
-    ckpt = load_checkpoint(Path(directory))
-    if ckpt.config.get("kind") != "latent_mamba":
-        raise ValueError(f"{directory}: not a LatentMamba checkpoint (kind {ckpt.config.get('kind')!r})")
+    ckpt = load_model_checkpoint(directory, "latent_mamba", "LatentMamba")
     model = LatentMamba(LatentMambaConfig.from_dict(ckpt.config["model"]))
     model.load_state_dict(ckpt.weights, strict=True)
     return model.eval(), ckpt.config["codec"]

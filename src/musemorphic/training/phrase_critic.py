@@ -22,7 +22,7 @@ from musemorphic.generation.phrase_codec import decode_bars
 from musemorphic.generation.written_notes import phrase_facts
 from musemorphic.models.phrase_critic import N_TARGETS, PhraseCritic, PhraseCriticConfig
 from musemorphic.models.phrase_vae import PhraseVAE
-from musemorphic.training.checkpoint import load_checkpoint
+from musemorphic.training.checkpoint import load_model_checkpoint
 from musemorphic.training.latents import cached_latents, codec_digest
 
 
@@ -93,9 +93,7 @@ class PhraseCriticTask:
 
 def load_phrase_critic(directory: str | Path) -> tuple[PhraseCritic, dict]:
     """Rebuild a PhraseCritic from its checkpoint (strict); also returns the codec record."""
-    ckpt = load_checkpoint(Path(directory))
-    if ckpt.config.get("kind") != "phrase_critic":
-        raise ValueError(f"{directory}: not a PhraseCritic checkpoint (kind {ckpt.config.get('kind')!r})")
+    ckpt = load_model_checkpoint(directory, "phrase_critic", "PhraseCritic")
     model = PhraseCritic(PhraseCriticConfig.from_dict(ckpt.config["model"]))
     model.load_state_dict(ckpt.weights, strict=True)
     return model.eval(), ckpt.config["codec"]

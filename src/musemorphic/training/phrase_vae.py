@@ -29,7 +29,7 @@ from musemorphic.data.bar_shifts import pitched, shift_bar
 from musemorphic.data.phrase_batches import PhraseBatcher, codec_batch
 from musemorphic.data.tokenizer import PhraseTokenizer
 from musemorphic.models.phrase_vae import PhraseVAE, PhraseVAEConfig, kl_per_dim, phrase_vae_config
-from musemorphic.training.checkpoint import load_checkpoint
+from musemorphic.training.checkpoint import load_model_checkpoint
 from musemorphic.training.factorization import PITCH, FactorizationConfig, draw_shifts, factorization_loss
 
 STAGES = ("infill", "ae", "vae")
@@ -203,9 +203,7 @@ def build_phrase_vae(tokenizer: PhraseTokenizer, preset: str, **overrides) -> Ph
 
 def load_phrase_vae(directory: str | Path) -> tuple[PhraseVAE, PhraseTokenizer]:
     """Rebuild a PhraseVAE and its tokenizer from a checkpoint folder (strict weights)."""
-    ckpt = load_checkpoint(Path(directory))
-    if ckpt.config.get("kind") != "phrase_vae":
-        raise ValueError(f"{directory}: not a PhraseVAE checkpoint (kind {ckpt.config.get('kind')!r})")
+    ckpt = load_model_checkpoint(directory, "phrase_vae", "PhraseVAE")
     tokenizer = PhraseTokenizer.from_json(ckpt.config["tokenizer"])
     model = PhraseVAE(PhraseVAEConfig.from_dict(ckpt.config["model"]), torch.from_numpy(tokenizer.music_features()))
     model.load_state_dict(ckpt.weights, strict=True)
