@@ -27,11 +27,11 @@ from musemorphic.data.augment import AugmentConfig, Augmenter
 from musemorphic.data.key_frame import normalized_key, normalizing_shift
 from musemorphic.data.midi_io import load_score
 from musemorphic.data.tokenizer import PhraseTokenizer
-from musemorphic.data.bar_timing import bar_notes, bar_ticks, first_tempo
+from musemorphic.data.bar_timing import bar_ticks, first_tempo
 from musemorphic.generation.midi_writer import StreamingMidiWriter
 from musemorphic.generation.phrase_codec import decode_bars, encode_bars
 from musemorphic.generation.steering import ControlSteering, SteeringTarget, density_target
-from musemorphic.generation.written_notes import TPQ, fits_track, phrase_facts
+from musemorphic.generation.written_notes import TPQ, fits_track, phrase_facts, written_notes
 from musemorphic.models.latent_mamba import LatentMamba
 from musemorphic.models.phrase_critic import PhraseCritic
 from musemorphic.models.phrase_vae import PhraseVAE
@@ -294,10 +294,8 @@ class MusicGenerator:
                         previous_ts = bar.time_signature
                     length = bar_ticks(TPQ, bar.time_signature)
                     for track, phrase in enumerate(bar.phrases):
-                        _, notes = bar_notes(self.tokenizer.token_names(phrase), TPQ)
-                        for n in notes:
-                            if n.start < length:
-                                writer.note(track, tick + n.start, n.duration, n.pitch, n.velocity)
+                        for n in written_notes(self.tokenizer, phrase, length):
+                            writer.note(track, tick + n.start, n.duration, n.pitch, n.velocity)
                     tick += length
                     written += 1
                     invalid += len(bar.invalid_tracks)
