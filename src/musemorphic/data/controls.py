@@ -95,13 +95,19 @@ def _key_profiles() -> np.ndarray:
 _PROFILES = _key_profiles()  # (24, 12)
 
 
+def _profile_dots(hists: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Dot products of each centred histogram (n, 12) with the 24 unit-norm key profiles,
+    (n, 24), and the centred histograms' norms, (n, 1)."""
+    centred = hists - hists.mean(axis=1, keepdims=True)  # (n, 12)
+    return centred @ _PROFILES.T, np.linalg.norm(centred, axis=1, keepdims=True)
+
+
 def _keys_from_histograms(hists: np.ndarray) -> np.ndarray:
     """Krumhansl-Schmuckler key per row of ``hists`` (n, 12) -> (n,) int64; -1 if empty/flat."""
     hists = np.asarray(hists, dtype=np.float64)
-    centred = hists - hists.mean(axis=1, keepdims=True)  # (n, 12)
     # Pearson r = <centred, profile> / (|centred| |profile|); profiles are unit-norm and
     # |centred| is the same for all 24 keys, so the argmax of the dot product is the argmax of r.
-    keys = np.argmax(centred @ _PROFILES.T, axis=1)  # (n,)
+    keys = np.argmax(_profile_dots(hists)[0], axis=1)  # (n,)
     valid = (hists.sum(axis=1) > 0) & (np.ptp(hists, axis=1) > 0)
     return np.where(valid, keys, -1)
 
@@ -109,10 +115,8 @@ def _keys_from_histograms(hists: np.ndarray) -> np.ndarray:
 def key_correlations(hists: np.ndarray) -> np.ndarray:
     """Pearson correlation of each 12-bin histogram (n, 12) with the 24 key profiles -> (n, 24);
     zeros for an empty or flat histogram. Its argmax is the Krumhansl-Schmuckler key."""
-    hists = np.asarray(hists, dtype=np.float64)
-    centred = hists - hists.mean(axis=1, keepdims=True)  # (n, 12)
-    norms = np.linalg.norm(centred, axis=1, keepdims=True)  # (n, 1)
-    return np.divide(centred @ _PROFILES.T, norms, out=np.zeros((len(hists), 24)), where=norms > 0)
+    dots, norms = _profile_dots(np.asarray(hists, dtype=np.float64))
+    return np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)
 
 
 def key_from_histogram(hist: np.ndarray) -> int:
