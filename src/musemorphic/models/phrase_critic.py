@@ -7,8 +7,8 @@ are the quantities the control extractor turns into density and key, so the gene
 draw several candidate latents from the prior and keep the one that brings the piece
 closest to the requested density or key (`generation/steering.py`) without decoding each.
 The outputs are log-means, learnt by a Poisson likelihood, so the predictions are unbiased
-means (a squared error on log1p targets predicted 0.36 onsets per bar too few on held-out
-POP909 bars, and steering then overshot the density it aimed at).
+means (a squared error on log1p targets predicts below the mean, so too few onsets, and
+steering then overshot the density it aimed at).
 
 Glossary: N latents, Z latent width, H hidden width.
 """
