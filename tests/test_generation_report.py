@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -11,7 +12,14 @@ from typer.testing import CliRunner
 from conftest import FIXTURES
 from musemorphic.cli import app
 from musemorphic.data.dataset import PhraseDataset
-from musemorphic.evaluation.generation_report import GenerationEvalConfig, evaluate_generation, generate_pieces
+from musemorphic.evaluation.distributions import compare
+from musemorphic.evaluation.generation_report import (
+    GenerationEvalConfig,
+    evaluate_generation,
+    excerpt_draw,
+    generate_pieces,
+    median_comparison,
+)
 from musemorphic.evaluation.music_metrics import METRICS
 from musemorphic.generation.generate import MusicGenerator
 from musemorphic.training.latent_mamba import build_latent_mamba
@@ -42,13 +50,16 @@ def test_report_compares_every_set_and_checks_controls(split_dataset_dir, tmp_pa
     assert [len(bars) for bars in songs] == [config.bars] * config.pieces  # silent ends restored
 
     assert sorted(p.name for p in (tmp_path / "pieces").iterdir()) == ["piece_000.mid", "piece_001.mid"]
-    assert report["windows"]["generated"] == 2
-    assert report["windows"]["shuffled_bars"] == report["windows"]["real"] == report["windows"]["random_notes"]
+    windows = report["windows"]
+    assert windows["generated"] == 2  # every set is compared at the generated set's size
+    assert windows["shuffled_bars"] == windows["random_notes"] == windows["train"] == 2
+    assert windows["train_pool"] >= 2 and windows["draws"] == config.draws
     for name in METRICS:
         row = report["metrics"][name]
-        for kind in ("generated", "train", "shuffled_bars", "random_notes"):
+        for kind in ("generated", "shuffled_bars", "random_notes"):
             assert set(row[kind]) == {"mean", "overlap", "kl"}
-        assert 0.0 <= row["train"]["overlap"] <= 1.0
+        assert set(row["train"]) == {"mean", "overlap", "kl", "all_windows"}
+        assert 0.0 <= row["train"]["overlap"] <= 1.0 and 0.0 <= row["train"]["all_windows"]["overlap"] <= 1.0
         assert row["meets_target"] == (
             row["generated"]["overlap"] >= row["train"]["overlap"] - 0.1 and row["generated"]["overlap"] > row["shuffled_bars"]["overlap"]
         )
@@ -63,6 +74,31 @@ def test_report_compares_every_set_and_checks_controls(split_dataset_dir, tmp_pa
     markdown = (tmp_path / "report.md").read_text()
     assert all(name in markdown for name in METRICS) and "Control accuracy" in markdown
     assert (tmp_path / "metrics.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_excerpt_draws_are_runs_of_consecutive_windows_from_distinct_songs():
+    songs = [["a0", "a1", "a2", "a3"], ["b0"], ["c0", "c1", "c2"]]
+    flat = [w for song in songs for w in song]
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        drawn = [flat[i] for i in excerpt_draw(songs, pieces=3, per_piece=2, rng=rng)]
+        runs = {}
+        for window in drawn:
+            runs.setdefault(window[0], []).append(int(window[1]))
+        assert set(runs) == {"a", "b", "c"}  # three pieces from three songs: each song once
+        assert runs["b"] == [0]  # a one-window song gives what it has
+        for song in ("a", "c"):
+            assert len(runs[song]) == 2 and runs[song][1] == runs[song][0] + 1
+    more = excerpt_draw(songs, pieces=5, per_piece=1, rng=rng)  # more pieces than songs: songs repeat
+    assert len(more) == 5
+
+
+def test_median_comparison_is_the_median_over_draws():
+    rng = np.random.default_rng(1)
+    real, sample = rng.normal(0, 1, 300), rng.normal(0.5, 1, 300)
+    draws = [rng.choice(300, 40, replace=False) for _ in range(5)]
+    overlaps = sorted(compare(real, sample[d]).overlap for d in draws)
+    assert median_comparison(real, sample, draws)["overlap"] == pytest.approx(overlaps[2])
 
 
 def test_cli_evaluates_the_shipped_model_as_json(split_dataset_dir, tmp_path):
