@@ -73,6 +73,26 @@ def test_generate_writes_midi_and_a_piano_roll(fixture_dataset, tmp_path):
     assert bad.exit_code != 0 and "H major" in bad.output
 
 
+def test_train_latent_mamba_with_a_track_memory_then_generate(fixture_dataset, fixture_dataset_dir, tmp_path):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(fixture_dataset_dir, data)  # the latents cache is written next to the dataset
+    codec, _ = _tiny_checkpoints(fixture_dataset, tmp_path)
+    args = ["train", "latent-mamba", "--data", str(data), "--codec", str(codec), "--preset", "tiny", "--steps", "2",
+            "--batch-size", "2", "--window", "12"]
+    bad = runner.invoke(app, args + ["--track-memory", "1.5", "-o", str(tmp_path / "bad")])
+    assert bad.exit_code != 0 and "--track-memory" in bad.output
+    result = runner.invoke(app, args + ["--track-memory", "0.5", "-o", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    config = json.loads((tmp_path / "run" / "checkpoint" / "config.json").read_text())
+    assert config["model"]["track_memory_decay"] == 0.5
+    out = tmp_path / "song.mid"
+    song = runner.invoke(app, ["generate", "--codec", str(codec), "--prior", str(tmp_path / "run" / "checkpoint"), "--bars", "3", "-o", str(out)])
+    assert song.exit_code == 0, song.output
+    assert symusic.Score(str(out)).ticks_per_quarter > 0  # a valid MIDI file (an untrained prior may write silence)
+
+
 def test_generate_steers_with_a_critic_of_its_codec_only(fixture_dataset, tmp_path):
     from musemorphic.models.phrase_critic import PhraseCritic, PhraseCriticConfig
     from musemorphic.training.checkpoint import save_checkpoint

@@ -6,18 +6,19 @@ import numpy as np
 import pytest
 import torch
 
-from musemorphic.models.latent_mamba import CONTROL_NAMES, LatentMamba, latent_mamba_config
+from musemorphic.models.latent_mamba import CONTROL_NAMES, LatentMamba, TrackMemory, latent_mamba_config
 from musemorphic.training.latent_mamba import LatentMambaTask, LatentSongWindows, build_latent_mamba, load_latent_mamba
 from musemorphic.training.loop import TrainConfig, make_optimizer, train
 
 
-def _model(head="gmm") -> LatentMamba:
+def _model(head="gmm", track_memory_decay=0.0) -> LatentMamba:
     torch.manual_seed(0)
-    return LatentMamba(latent_mamba_config("tiny", d_latent=6, head=head, styles=["pop", "jazz"]))
+    return LatentMamba(latent_mamba_config("tiny", d_latent=6, head=head, styles=["pop", "jazz"], track_memory_decay=track_memory_decay))
 
 
-def test_recurrent_steps_equal_the_parallel_forward():
-    model = _model().eval()
+@pytest.mark.parametrize("track_memory_decay", [0.0, 0.7])
+def test_recurrent_steps_equal_the_parallel_forward(track_memory_decay):
+    model = _model(track_memory_decay=track_memory_decay).eval()
     B, L = 2, 9
     latents = torch.randn(B, L, 6)
     tracks = torch.tensor([[0, 1, 2] * 3] * B)
@@ -126,6 +127,54 @@ def test_configs_saved_before_every_slot_controls_keep_the_prefix_only():
         a = model(torch.tensor([[-1, 0, -1, -1, -1]]), latents, slots, slots)
         b = model(torch.tensor([[-1, 7, -1, -1, -1]]), latents, slots, slots)
     assert max((x[:, -1] - y[:, -1]).abs().max().item() for x, y in zip(a, b)) < 1e-4
+
+
+def test_track_memory_is_a_bias_corrected_moving_average_per_track():
+    memory = TrackMemory.empty(1, 4, 2, torch.zeros(1))
+    track0, track2 = torch.tensor([0]), torch.tensor([2])
+    z0, z1 = torch.tensor([[1.0, 2.0]]), torch.tensor([[3.0, -2.0]])
+    memory = memory.write(track0, z0, decay=0.5)
+    torch.testing.assert_close(memory.read(track0), z0)  # one latent: the average is that latent
+    memory = memory.write(track0, z1, decay=0.5)
+    torch.testing.assert_close(memory.read(track0), (0.5 * z0 + z1) / 1.5)
+    assert torch.equal(memory.read(track2), torch.zeros(1, 2))  # a track that wrote nothing
+
+
+def test_mixture_means_are_offsets_plus_a_gated_share_of_the_own_tracks_average():
+    model = _model(track_memory_decay=0.7).eval()
+    with torch.no_grad():
+        model.head.proj.weight.zero_()
+        model.head.proj.bias.zero_()  # every component's mean offset is now zero
+        model.memory_gate.weight.zero_()
+        model.memory_gate.bias.fill_(30.0)  # every gate open
+    latents = torch.randn(1, 6, 6)
+    tracks = torch.tensor([[0, 1] * 3])
+    with torch.no_grad():
+        _, means, _ = model(torch.full((1, 5), -1), latents, tracks, torch.zeros(1, 6, dtype=torch.long))
+    decay = model.config.track_memory_decay
+    expected_slot4 = (decay * latents[0, 0] + latents[0, 2]) / (decay + 1)  # track 0 wrote slots 0 and 2
+    torch.testing.assert_close(means[0, 4, 0], expected_slot4)
+    torch.testing.assert_close(means[0, 3, 0], latents[0, 1])  # track 1 wrote slot 1
+    assert torch.equal(means[0, :2], torch.zeros(2, 2, 6))  # first bar: nothing written yet
+    with torch.no_grad():
+        model.memory_gate.bias.fill_(-30.0)  # every gate shut: the means are the offsets alone
+        _, shut, _ = model(torch.full((1, 5), -1), latents, tracks, torch.zeros(1, 6, dtype=torch.long))
+    assert shut.abs().max() < 1e-9
+
+
+def test_the_track_memory_stays_fixed_in_size_and_old_configs_run_without_it():
+    model = _model(track_memory_decay=0.7).eval()
+    states = model.start(torch.full((1, 5), -1))
+    shapes = set()
+    with torch.no_grad():
+        for t in range(50):
+            _, states = model.step(torch.randn(1, 6), torch.tensor([t % 3]), torch.tensor([0]), states)
+            shapes.add((tuple(states.memory.sums.shape), tuple(states.memory.weights.shape)))
+    assert shapes == {((1, model.config.max_tracks, 6), (1, model.config.max_tracks))}
+    saved = model.config.to_dict()
+    del saved["track_memory_decay"]
+    old = LatentMamba(type(model.config).from_dict(saved))
+    assert old.config.track_memory_decay == 0.0 and old.memory_in is None
 
 
 def test_key_normalised_windows_carry_the_frame_key(fixture_dataset):

@@ -171,6 +171,9 @@ def train_latent_mamba(
     window: int = typer.Option(192, help="Slots (bar x track latents) per training window."),
     song_starts: float = typer.Option(0.5, help="Share of training windows that open at a song's first bar."),
     key_normalize: bool = typer.Option(True, "--key-normalize/--no-key-normalize", help="Learn songs moved to C major / A minor; generation moves them to the requested key."),
+    track_memory: float = typer.Option(
+        0.0, help="Decay of each track's moving average of latents, given to the prior (0 = off; experimental, see BENCHMARKS.md)."
+    ),
     lr: float = typer.Option(1e-3, help="Peak learning rate."),
     seed: int = typer.Option(0, help="Seed for weights and batches."),
     minutes: Optional[float] = typer.Option(None, help="Stop with a checkpoint after this much wall time."),
@@ -196,7 +199,11 @@ def train_latent_mamba(
     dataset = PhraseDataset(data, split=None)
     train_split = PhraseDataset(data, split="train")
     torch.manual_seed(seed)
-    model = build_latent_mamba(dataset, preset, head=head, d_latent=codec_model.config.d_latent, key_normalized=key_normalize)
+    if not 0.0 <= track_memory < 1.0:
+        raise typer.BadParameter(f"--track-memory must be in [0, 1), got {track_memory}")
+    model = build_latent_mamba(
+        dataset, preset, head=head, d_latent=codec_model.config.d_latent, key_normalized=key_normalize, track_memory_decay=track_memory
+    )
     windows = LatentSongWindows(train_split, latents, model.config, window_slots=window, song_start_share=song_starts)
     layouts = collections.Counter(tuple(s["programs"]) for s in train_split.songs)
     record = {"model": codec_model.config.to_dict(), "default_programs": list(layouts.most_common(1)[0][0])}

@@ -17,6 +17,15 @@ Gaussian mixture. Interleaving (rather than one wide step per bar with fixed tra
 model serve songs with any number and kind of tracks, and lets a track see the tracks
 written before it in the same bar. Empty phrases are latents like any other.
 
+Track memory (optional, `track_memory_decay` > 0; off by default): each slot also gets its
+own track's moving average of latents so far (`TrackMemory`; generation keeps one average per
+track, fixed memory), and each mixture component's mean becomes an offset plus a gated share
+of that average (gate in [0, 1] per component and slot; a shut gate leaves a component at a
+fixed place, as the one latent of an empty bar needs). On POP909 such an average predicts the
+next latent better than a prior trained without it, which a Mamba state shared by interleaved
+tracks learns only slowly; the option improves the held-out likelihood, but free-running
+generation then drifts into silence (BENCHMARKS.md, "Track memory").
+
 Each control is a class index or -1 for "unspecified" (embedding 0); training drops
 controls at random so generation works with any subset of them.
 
@@ -45,6 +54,33 @@ class RecurrentState:
 
     layers: list
     control_sum: torch.Tensor
+    memory: TrackMemory
+    last_track: torch.Tensor | None = None  # (B,) track of the previous slot; None before the first
+
+
+@dataclass
+class TrackMemory:
+    """Each track's exponential moving average of its latents, bias-corrected (so after one
+    latent it is that latent), zeros before a track's first latent. Fixed size."""
+
+    sums: torch.Tensor  # (B, T, Z)
+    weights: torch.Tensor  # (B, T)
+
+    @classmethod
+    def empty(cls, batch: int, tracks: int, d_latent: int, like: torch.Tensor) -> TrackMemory:
+        return cls(like.new_zeros(batch, tracks, d_latent), like.new_zeros(batch, tracks))
+
+    def read(self, track: torch.Tensor) -> torch.Tensor:
+        """track (B,) -> that track's average (B, Z)."""
+        rows = torch.arange(len(track), device=track.device)
+        return self.sums[rows, track] / self.weights[rows, track].clamp(min=1e-6)[:, None]
+
+    def write(self, track: torch.Tensor, latent: torch.Tensor, decay: float) -> TrackMemory:
+        """The memory after `track` (B,) wrote `latent` (B, Z)."""
+        rows = torch.arange(len(track), device=track.device)
+        sums = self.sums.index_put((rows, track), decay * self.sums[rows, track] + (1 - decay) * latent.to(self.sums.dtype))
+        weights = self.weights.index_put((rows, track), decay * self.weights[rows, track] + (1 - decay))
+        return TrackMemory(sums, weights)
 
 
 @dataclass
@@ -63,11 +99,12 @@ class LatentMambaConfig(JsonConfig):
     control_dropout: float = 0.3
     key_normalized: bool = False  # trained on songs moved to C major / A minor (data/key_frame.py)
     controls_every_slot: bool = True  # summed controls join every slot's input, not only the prefix
+    track_memory_decay: float = 0.0  # per-track moving average of latents: input and mean offset (0 = off)
 
     @classmethod
     def from_dict(cls, d: dict) -> LatentMambaConfig:
-        """Configs saved before `controls_every_slot` existed read the controls as a prefix only."""
-        return cls(**{"controls_every_slot": False, **d})
+        """Configs saved before `controls_every_slot` or the track memory existed run without them."""
+        return cls(**{"controls_every_slot": False, "track_memory_decay": 0.0, **d})
 
     @property
     def control_sizes(self) -> tuple[int, ...]:
@@ -92,6 +129,9 @@ class LatentMamba(nn.Module):
             raise ValueError(f"head must be 'gmm' or 'mse', got {config.head!r}")
         self.config = c = config
         self.latent_in = nn.Linear(c.d_latent, c.d_model)
+        self.memory_in = nn.Linear(c.d_latent, c.d_model) if c.track_memory_decay > 0 else None
+        n_gates = c.n_components if c.head == "gmm" else 1
+        self.memory_gate = nn.Linear(c.d_model, n_gates) if c.track_memory_decay > 0 else None
         self.track = nn.Embedding(c.max_tracks, c.d_model)
         self.program = nn.Embedding(N_PROGRAMS, c.d_model)
         self.controls = nn.ModuleList(nn.Embedding(n + 1, c.d_model) for n in c.control_sizes)  # 0 = unspecified
@@ -112,9 +152,36 @@ class LatentMamba(nn.Module):
         """(B, C, D) -> (B, D): what every slot adds (zeros for a prefix-only model)."""
         return control_tokens.sum(1) if self.config.controls_every_slot else torch.zeros_like(control_tokens[:, 0])
 
-    def slot_inputs(self, previous: torch.Tensor, tracks: torch.Tensor, programs: torch.Tensor, control_sum: torch.Tensor) -> torch.Tensor:
-        """previous latents (B, L, Z), track indices and programs (B, L), summed controls (B, D) -> (B, L, D)."""
-        return self.latent_in(previous) + self.track(tracks) + self.program(programs + 1) + control_sum[:, None]
+    def slot_inputs(
+        self, previous: torch.Tensor, averages: torch.Tensor, tracks: torch.Tensor, programs: torch.Tensor, control_sum: torch.Tensor
+    ) -> torch.Tensor:
+        """previous slots' latents and the own tracks' averages (B, L, Z), track indices and
+        programs (B, L), summed controls (B, D) -> (B, L, D)."""
+        x = self.latent_in(previous) + self.track(tracks) + self.program(programs + 1) + control_sum[:, None]
+        return x + self.memory_in(averages) if self.memory_in is not None else x
+
+    @torch.no_grad()
+    def track_averages(self, latents: torch.Tensor, tracks: torch.Tensor) -> torch.Tensor:
+        """Each slot's own track's moving average of its earlier latents: (B, L, Z), (B, L) -> (B, L, Z).
+        The same memory updates as `step`, slot by slot (latents are data: nothing to backpropagate)."""
+        c = self.config
+        memory = TrackMemory.empty(len(latents), c.max_tracks, c.d_latent, latents)
+        averages = []
+        for latent, track in zip(latents.unbind(1), tracks.unbind(1)):
+            averages.append(memory.read(track))
+            memory = memory.write(track, latent, c.track_memory_decay)
+        return torch.stack(averages, dim=1)
+
+    def predict(self, h: torch.Tensor, averages: torch.Tensor):
+        """Head outputs, each mean plus its gated share of the track's average: h (..., D), averages (..., Z)."""
+        prediction = self.head(h)
+        if self.memory_in is None:
+            return prediction
+        gates = torch.sigmoid(self.memory_gate(h)).unsqueeze(-1)  # (..., K or 1, 1)
+        if self.config.head == "mse":
+            return prediction + gates[..., 0, :] * averages
+        logits, means, log_scales = prediction
+        return logits, means + gates * averages.unsqueeze(-2), log_scales
 
     # ---- training ------------------------------------------------------------------
     def forward(
@@ -127,10 +194,11 @@ class LatentMamba(nn.Module):
     ):
         """Teacher-forced predictions for every slot (head outputs over (B, L))."""
         previous = F.pad(latents[:, :-1], (0, 0, 1, 0))  # (B, L, Z): zeros before the first slot
+        averages = self.track_averages(latents, tracks) if self.memory_in is not None else torch.zeros_like(latents)
         control_tokens = self.control_tokens(controls)  # (B, C, D)
-        x = torch.cat([control_tokens, self.slot_inputs(previous, tracks, programs, self.control_sum(control_tokens))], dim=1)
-        h, _ = self.backbone(x, scan=scan)  # (B, C + L, D)
-        return self.head(h[:, len(CONTROL_NAMES) :])
+        inputs = self.slot_inputs(previous, averages, tracks, programs, self.control_sum(control_tokens))
+        h, _ = self.backbone(torch.cat([control_tokens, inputs], dim=1), scan=scan)  # (B, C + L, D)
+        return self.predict(h[:, len(CONTROL_NAMES) :], averages)
 
     def loss(self, prediction, latents: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Mean over real slots (mask (B, L)) of the mixture NLL, or of the squared error."""
@@ -146,14 +214,19 @@ class LatentMamba(nn.Module):
         """Read the control tokens; returns the recurrent state (fixed size from here on)."""
         control_tokens = self.control_tokens(controls)  # (B, C, D)
         _, layers = self.backbone(control_tokens)
-        return RecurrentState(layers, self.control_sum(control_tokens))
+        memory = TrackMemory.empty(len(controls), self.config.max_tracks, self.config.d_latent, control_tokens)
+        return RecurrentState(layers, self.control_sum(control_tokens), memory)
 
     @torch.no_grad()
     def step(self, previous: torch.Tensor, track: torch.Tensor, program: torch.Tensor, state: RecurrentState):
         """One slot: previous latent (B, Z), track and program (B,) -> (head output, state)."""
-        x = self.slot_inputs(previous[:, None], track[:, None], program[:, None], state.control_sum)[:, 0]  # (B, D)
+        memory = state.memory
+        if self.memory_in is not None and state.last_track is not None:  # the previous slot's latent joins its track's average
+            memory = memory.write(state.last_track, previous, self.config.track_memory_decay)
+        averages = memory.read(track)  # (B, Z)
+        x = self.slot_inputs(previous[:, None], averages[:, None], track[:, None], program[:, None], state.control_sum)[:, 0]  # (B, D)
         h, layers = self.backbone.step(x, state.layers)
-        return self.head(h), RecurrentState(layers, state.control_sum)
+        return self.predict(h, averages), RecurrentState(layers, state.control_sum, memory, track)
 
     def guide(self, prediction, weight: float):
         """Classifier-free guidance: batch row 0 conditioned, row 1 with every control unspecified

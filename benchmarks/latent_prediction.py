@@ -1,0 +1,94 @@
+"""How well does a LatentMamba prior predict the next latent? Against simple per-track baselines.
+
+Every test-split song of a dataset, read whole and teacher-forced. For each slot after a
+song's first bar: the mean squared error (per latent dimension) of the prior's mixture mean,
+and of four predictions that need no training: the previous slot's latent, the same track's
+latent one bar earlier, and that track's moving average of its earlier latents (bias-corrected,
+decays 0.5, 0.7 and 0.85, as `TrackMemory` keeps it). Also the prior's mixture NLL (nats per
+dimension) over the same slots.
+
+    OMP_NUM_THREADS=1 python benchmarks/latent_prediction.py --codec runs/phrase_vae_small/checkpoint \
+        --data data/pop909 --prior runs/latent_mamba_gmm/checkpoint
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from common import machine
+from musemorphic.data.dataset import PhraseDataset
+from musemorphic.models.latent_mamba import TrackMemory
+from musemorphic.nn.mixture import GaussianMixtureHead
+from musemorphic.training.latent_mamba import LatentSongWindows, load_latent_mamba
+from musemorphic.training.latents import cached_latents
+from musemorphic.training.phrase_vae import load_phrase_vae
+
+DECAYS = (0.5, 0.7, 0.85)
+
+
+def moving_averages(latents: torch.Tensor, tracks: torch.Tensor, decay: float, max_tracks: int) -> torch.Tensor:
+    """Each slot's own track's moving average of its earlier latents: (L, Z), (L,) -> (L, Z)."""
+    memory = TrackMemory.empty(1, max_tracks, latents.shape[-1], latents)
+    out = []
+    for latent, track in zip(latents, tracks):
+        out.append(memory.read(track[None])[0])
+        memory = memory.write(track[None], latent[None], decay)
+    return torch.stack(out)
+
+
+def song_errors(model, windows: LatentSongWindows, song: int) -> dict[str, torch.Tensor]:
+    """Squared error per dimension (slots after the first bar,) of every prediction, and the NLL."""
+    rows = windows.songs[song][0]
+    n_tracks = rows.shape[1]
+    latents, tracks, programs, controls = windows.window(song, 0, rows.shape[0])
+    z = torch.from_numpy(np.asarray(latents, dtype=np.float32))  # (L, Z)
+    track_ids = torch.from_numpy(tracks)
+    with torch.no_grad():
+        prediction = model(torch.tensor([controls]), z[None], track_ids[None], torch.from_numpy(programs)[None])
+    logits, means, _ = prediction
+    guesses = {
+        "prior (mixture mean)": (logits.softmax(-1)[..., None] * means).sum(-2)[0],
+        "previous slot": torch.cat([torch.zeros_like(z[:1]), z[:-1]]),
+        "same track, one bar earlier": torch.cat([torch.zeros_like(z[:n_tracks]), z[:-n_tracks]]),
+    }
+    for decay in DECAYS:
+        guesses[f"track moving average, decay {decay}"] = moving_averages(z, track_ids, decay, model.config.max_tracks)
+    errors = {name: (z - guess)[n_tracks:].pow(2).mean(-1) for name, guess in guesses.items()}
+    errors["prior NLL"] = GaussianMixtureHead.nll(prediction, z[None])[0, n_tracks:]
+    return errors
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--codec", type=Path, required=True)
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--prior", type=Path, action="append", required=True, help="repeatable (mixture-head priors)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    codec, _ = load_phrase_vae(args.codec)
+    test = PhraseDataset(args.data, split="test")
+    results = {}
+    for path in args.prior:
+        model, _ = load_latent_mamba(path)
+        latents = cached_latents(codec, args.codec, args.data, key_normalized=model.config.key_normalized)
+        windows = LatentSongWindows(test, latents, model.config, window_slots=1)
+        per_song = [song_errors(model, windows, song) for song in range(len(windows.songs))]
+        results[str(path)] = {
+            "songs": len(per_song),
+            "slots": int(sum(len(e["prior NLL"]) for e in per_song)),
+            "track_memory_decay": model.config.track_memory_decay,
+            "mse_per_dimension": {
+                name: round(float(torch.cat([e[name] for e in per_song]).mean()), 4) for name in per_song[0] if name != "prior NLL"
+            },
+            "prior_nll_per_dimension": round(float(torch.cat([e["prior NLL"] for e in per_song]).mean()), 4),
+        }
+    print(json.dumps({"machine": machine(), "data": str(args.data), "results": results}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
