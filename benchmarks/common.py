@@ -28,3 +28,19 @@ def machine() -> dict:
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+def priors_on_test_songs(codec_path, data, prior_paths):
+    """Yield (path, prior, windows) for each LatentMamba checkpoint: the prior and the test
+    split's songs as `LatentSongWindows` in its key frame (latents encoded once and cached)."""
+    from musemorphic.data.dataset import PhraseDataset
+    from musemorphic.training.latent_mamba import LatentSongWindows, load_latent_mamba
+    from musemorphic.training.latents import cached_latents
+    from musemorphic.training.phrase_vae import load_phrase_vae
+
+    codec, _ = load_phrase_vae(codec_path)
+    test = PhraseDataset(data, split="test")
+    for path in prior_paths:
+        model, _ = load_latent_mamba(path)
+        latents = cached_latents(codec, codec_path, data, key_normalized=model.config.key_normalized)
+        yield path, model, LatentSongWindows(test, latents, model.config, window_slots=1)

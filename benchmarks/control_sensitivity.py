@@ -19,11 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import machine
-from musemorphic.data.dataset import PhraseDataset
-from musemorphic.training.latent_mamba import LatentSongWindows, load_latent_mamba
-from musemorphic.training.latents import cached_latents
-from musemorphic.training.phrase_vae import load_phrase_vae
+from common import machine, priors_on_test_songs
+from musemorphic.training.latent_mamba import LatentSongWindows
 
 
 def song_nll(model, windows: LatentSongWindows, song: int, setting: str) -> tuple[float, int]:
@@ -47,13 +44,8 @@ def main() -> None:
     parser.add_argument("--prior", type=Path, action="append", required=True, help="repeatable")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    codec, _ = load_phrase_vae(args.codec)
-    test = PhraseDataset(args.data, split="test")
     results = {}
-    for path in args.prior:
-        model, _ = load_latent_mamba(path)
-        latents = cached_latents(codec, args.codec, args.data, key_normalized=model.config.key_normalized)
-        windows = LatentSongWindows(test, latents, model.config, window_slots=1)
+    for path, model, windows in priors_on_test_songs(args.codec, args.data, args.prior):
         row = {}
         for setting in ("own", "another song's", "none"):
             with torch.no_grad():

@@ -20,13 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import machine
-from musemorphic.data.dataset import PhraseDataset
+from common import machine, priors_on_test_songs
 from musemorphic.models.latent_mamba import TrackMemory
 from musemorphic.nn.mixture import GaussianMixtureHead
-from musemorphic.training.latent_mamba import LatentSongWindows, load_latent_mamba
-from musemorphic.training.latents import cached_latents
-from musemorphic.training.phrase_vae import load_phrase_vae
+from musemorphic.training.latent_mamba import LatentSongWindows
 
 DECAYS = (0.5, 0.7, 0.85)
 
@@ -70,13 +67,8 @@ def main() -> None:
     parser.add_argument("--prior", type=Path, action="append", required=True, help="repeatable (mixture-head priors)")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    codec, _ = load_phrase_vae(args.codec)
-    test = PhraseDataset(args.data, split="test")
     results = {}
-    for path in args.prior:
-        model, _ = load_latent_mamba(path)
-        latents = cached_latents(codec, args.codec, args.data, key_normalized=model.config.key_normalized)
-        windows = LatentSongWindows(test, latents, model.config, window_slots=1)
+    for path, model, windows in priors_on_test_songs(args.codec, args.data, args.prior):
         per_song = [song_errors(model, windows, song) for song in range(len(windows.songs))]
         results[str(path)] = {
             "songs": len(per_song),

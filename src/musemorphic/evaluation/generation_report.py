@@ -5,10 +5,9 @@ Sets of 8-bar windows, each summarised by the metrics of `music_metrics`:
 - held-out real (R): the dataset's test songs, the reference every set is compared with;
 - training real (T): excerpts of training songs shaped like G (`pieces` excerpts of `bars`
   bars, starting on a window boundary); T vs R is the ceiling;
-- two floors from the same training songs: their bars shuffled across songs (right
-  statistics per bar, no coherence), and random notes at their density and pitch range.
-  (Built from R's own bars, the shuffled floor would share R's bars and beat the ceiling
-  on per-bar metrics.)
+- two floors from the same training songs, so that they differ from the ceiling only in how
+  their windows are made: their bars shuffled across songs (right statistics per bar, no
+  coherence), and random notes at their density and pitch range.
 
 Per metric and set: the overlapping area and KL(R || set) of the metric's distribution
 (`distributions.compare`). Every set is compared with R at G's size, because a density

@@ -153,10 +153,10 @@ class LatentMamba(nn.Module):
         return control_tokens.sum(1) if self.config.controls_every_slot else torch.zeros_like(control_tokens[:, 0])
 
     def slot_inputs(
-        self, previous: torch.Tensor, averages: torch.Tensor, tracks: torch.Tensor, programs: torch.Tensor, control_sum: torch.Tensor
+        self, previous: torch.Tensor, averages: torch.Tensor | None, tracks: torch.Tensor, programs: torch.Tensor, control_sum: torch.Tensor
     ) -> torch.Tensor:
-        """previous slots' latents and the own tracks' averages (B, L, Z), track indices and
-        programs (B, L), summed controls (B, D) -> (B, L, D)."""
+        """previous slots' latents and the own tracks' averages (B, L, Z; None without the track
+        memory), track indices and programs (B, L), summed controls (B, D) -> (B, L, D)."""
         x = self.latent_in(previous) + self.track(tracks) + self.program(programs + 1) + control_sum[:, None]
         return x + self.memory_in(averages) if self.memory_in is not None else x
 
@@ -172,7 +172,7 @@ class LatentMamba(nn.Module):
             memory = memory.write(track, latent, c.track_memory_decay)
         return torch.stack(averages, dim=1)
 
-    def predict(self, h: torch.Tensor, averages: torch.Tensor):
+    def predict(self, h: torch.Tensor, averages: torch.Tensor | None):
         """Head outputs, each mean plus its gated share of the track's average: h (..., D), averages (..., Z)."""
         prediction = self.head(h)
         if self.memory_in is None:
@@ -194,7 +194,7 @@ class LatentMamba(nn.Module):
     ):
         """Teacher-forced predictions for every slot (head outputs over (B, L))."""
         previous = F.pad(latents[:, :-1], (0, 0, 1, 0))  # (B, L, Z): zeros before the first slot
-        averages = self.track_averages(latents, tracks) if self.memory_in is not None else torch.zeros_like(latents)
+        averages = self.track_averages(latents, tracks) if self.memory_in is not None else None
         control_tokens = self.control_tokens(controls)  # (B, C, D)
         inputs = self.slot_inputs(previous, averages, tracks, programs, self.control_sum(control_tokens))
         h, _ = self.backbone(torch.cat([control_tokens, inputs], dim=1), scan=scan)  # (B, C + L, D)
@@ -220,11 +220,14 @@ class LatentMamba(nn.Module):
     @torch.no_grad()
     def step(self, previous: torch.Tensor, track: torch.Tensor, program: torch.Tensor, state: RecurrentState):
         """One slot: previous latent (B, Z), track and program (B,) -> (head output, state)."""
-        memory = state.memory
-        if self.memory_in is not None and state.last_track is not None:  # the previous slot's latent joins its track's average
-            memory = memory.write(state.last_track, previous, self.config.track_memory_decay)
-        averages = memory.read(track)  # (B, Z)
-        x = self.slot_inputs(previous[:, None], averages[:, None], track[:, None], program[:, None], state.control_sum)[:, 0]  # (B, D)
+        memory, averages = state.memory, None
+        if self.memory_in is not None:
+            if state.last_track is not None:  # the previous slot's latent joins its track's average
+                memory = memory.write(state.last_track, previous, self.config.track_memory_decay)
+            averages = memory.read(track)  # (B, Z)
+        x = self.slot_inputs(
+            previous[:, None], None if averages is None else averages[:, None], track[:, None], program[:, None], state.control_sum
+        )[:, 0]  # (B, D)
         h, layers = self.backbone.step(x, state.layers)
         return self.predict(h, averages), RecurrentState(layers, state.control_sum, memory, track)
 
