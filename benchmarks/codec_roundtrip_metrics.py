@@ -51,14 +51,15 @@ def main() -> None:
         tracks = [(p, [[int(t) for t in bar] for bar in grid]) for p, grid in zip(programs, test.song_grid(int(song)), strict=True)]
         originals.append(song_bars(tokenizer, tracks))
         rebuilt.append(song_bars(tokenizer, round_trip(codec, tokenizer, tracks)))
-    real, decoded = metric_values(to_windows(originals, 8)), metric_values(to_windows(rebuilt, 8))
+    windows = to_windows(originals, 8)
+    real, decoded = metric_values(windows), metric_values(to_windows(rebuilt, 8))
     rows = {}
     for metric in METRICS:
         c = compare(real[metric], decoded[metric])
         rows[metric] = {"real_mean": float(real[metric].mean()), "round_trip_mean": float(decoded[metric].mean()),
                         "overlap": round(c.overlap, 3), "kl": round(c.kl, 3)}
     print(json.dumps({"machine": machine(), "codec": str(args.codec), "songs": len(originals),
-                      "windows": len(to_windows(originals, 8)), "metrics": rows}, indent=1))
+                      "windows": len(windows), "metrics": rows}, indent=1))
 
 
 if __name__ == "__main__":

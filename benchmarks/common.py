@@ -1,11 +1,13 @@
-"""Shared helpers for benchmarks: machine description and robust timing."""
+"""Shared helpers for benchmarks: machine description, robust timing, priors with the test songs."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import statistics
 import sys
+from pathlib import Path
 
 import torch
 
@@ -28,6 +30,15 @@ def machine() -> dict:
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+def prior_benchmark_args(doc: str, prior_help: str) -> argparse.Namespace:
+    """--codec, --data and repeatable --prior: the inputs of `priors_on_test_songs`."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--codec", type=Path, required=True)
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--prior", type=Path, action="append", required=True, help=prior_help)
+    return parser.parse_args()
 
 
 def priors_on_test_songs(codec_path, data, prior_paths):

@@ -12,14 +12,12 @@ controls tell it.
 
 from __future__ import annotations
 
-import argparse
 import json
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from common import machine, priors_on_test_songs
+from common import machine, prior_benchmark_args, priors_on_test_songs
 from musemorphic.training.latent_mamba import LatentSongWindows
 
 
@@ -38,11 +36,7 @@ def song_nll(model, windows: LatentSongWindows, song: int, setting: str) -> tupl
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--codec", type=Path, required=True)
-    parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--prior", type=Path, action="append", required=True, help="repeatable")
-    args = parser.parse_args()
+    args = prior_benchmark_args(__doc__, "repeatable")
     torch.set_num_threads(1)
     results = {}
     for path, model, windows in priors_on_test_songs(args.codec, args.data, args.prior):

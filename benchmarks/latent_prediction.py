@@ -13,29 +13,17 @@ dimension) over the same slots.
 
 from __future__ import annotations
 
-import argparse
 import json
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from common import machine, priors_on_test_songs
+from common import machine, prior_benchmark_args, priors_on_test_songs
 from musemorphic.models.latent_mamba import TrackMemory
 from musemorphic.nn.mixture import GaussianMixtureHead
 from musemorphic.training.latent_mamba import LatentSongWindows
 
 DECAYS = (0.5, 0.7, 0.85)
-
-
-def moving_averages(latents: torch.Tensor, tracks: torch.Tensor, decay: float, max_tracks: int) -> torch.Tensor:
-    """Each slot's own track's moving average of its earlier latents: (L, Z), (L,) -> (L, Z)."""
-    memory = TrackMemory.empty(1, max_tracks, latents.shape[-1], latents)
-    out = []
-    for latent, track in zip(latents, tracks):
-        out.append(memory.read(track[None])[0])
-        memory = memory.write(track[None], latent[None], decay)
-    return torch.stack(out)
 
 
 def song_errors(model, windows: LatentSongWindows, song: int) -> dict[str, torch.Tensor]:
@@ -54,18 +42,14 @@ def song_errors(model, windows: LatentSongWindows, song: int) -> dict[str, torch
         "same track, one bar earlier": torch.cat([torch.zeros_like(z[:n_tracks]), z[:-n_tracks]]),
     }
     for decay in DECAYS:
-        guesses[f"track moving average, decay {decay}"] = moving_averages(z, track_ids, decay, model.config.max_tracks)
+        guesses[f"track moving average, decay {decay}"] = TrackMemory.averages(z[None], track_ids[None], decay, model.config.max_tracks)[0]
     errors = {name: (z - guess)[n_tracks:].pow(2).mean(-1) for name, guess in guesses.items()}
     errors["prior NLL"] = GaussianMixtureHead.nll(prediction, z[None])[0, n_tracks:]
     return errors
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--codec", type=Path, required=True)
-    parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--prior", type=Path, action="append", required=True, help="repeatable (mixture-head priors)")
-    args = parser.parse_args()
+    args = prior_benchmark_args(__doc__, "repeatable (mixture-head priors)")
     torch.set_num_threads(1)
     results = {}
     for path, model, windows in priors_on_test_songs(args.codec, args.data, args.prior):

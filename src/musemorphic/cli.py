@@ -37,6 +37,18 @@ def _progress_bar(label: str) -> Progress:
     )
 
 
+def _train_with_progress(task, config, out: Path, rate) -> None:
+    """Run the shared training loop under a progress bar whose rate column shows `rate(row)`,
+    then say how the run ended and where its checkpoint and log are."""
+    from musemorphic.training.loop import train
+
+    with _progress_bar("training") as bar:
+        job = bar.add_task("training", total=config.steps, rate="")
+        result = train(task, config, progress=lambda done, total, row: bar.update(job, completed=done, rate=rate(row)))
+    state = "stopped at the time limit" if result.stopped_early else "done"
+    console.print(f"{state} after {result.steps_done} steps; checkpoint: {out / 'checkpoint'}; log: {out / 'log.csv'}")
+
+
 def _run_prepare(corpus: list[Path], out: Path, config, label: str = "preparing") -> None:
     import time
 
@@ -126,7 +138,7 @@ def train_phrase_vae(
     from musemorphic.data.augment import AugmentConfig
     from musemorphic.data.dataset import PhraseDataset
     from musemorphic.data.phrase_batches import PhraseBatcher
-    from musemorphic.training.loop import TrainConfig, train
+    from musemorphic.training.loop import TrainConfig
     from musemorphic.training.phrase_vae import CurriculumConfig, PhraseVAETask, build_phrase_vae, load_phrase_vae
 
     torch.set_num_threads(threads)
@@ -147,16 +159,12 @@ def train_phrase_vae(
                          max_minutes=minutes, device=device, bf16=bf16, warmup_steps=min(200, steps // 10))
     n_params = sum(p.numel() for p in model.parameters())
     console.print(f"PhraseVAE {preset}: {n_params / 1e6:.2f}M parameters; {len(batcher)} training phrases; {out}")
-    with _progress_bar("training") as bar:
-        job = bar.add_task("training", total=steps, rate="")
 
-        def on_step(done: int, total: int, row: dict) -> None:
-            factor = f" fact {row['factorization']:.3f}" if "factorization" in row else ""
-            bar.update(job, completed=done, rate=f"loss {row['loss']:.3f} acc {row['token_accuracy']:.3f} kl {row['kl']:.1f}{factor}")
+    def rate(row: dict) -> str:
+        factor = f" fact {row['factorization']:.3f}" if "factorization" in row else ""
+        return f"loss {row['loss']:.3f} acc {row['token_accuracy']:.3f} kl {row['kl']:.1f}{factor}"
 
-        result = train(task, config, progress=on_step)
-    state = "stopped at the time limit" if result.stopped_early else "done"
-    console.print(f"{state} after {result.steps_done} steps; checkpoint: {out / 'checkpoint'}; log: {out / 'log.csv'}")
+    _train_with_progress(task, config, out, rate)
 
 
 @train_app.command("latent-mamba")
@@ -188,7 +196,7 @@ def train_latent_mamba(
     from musemorphic.data.dataset import PhraseDataset
     from musemorphic.training.latent_mamba import LatentMambaTask, LatentSongWindows, build_latent_mamba
     from musemorphic.training.latents import cached_latents
-    from musemorphic.training.loop import TrainConfig, train
+    from musemorphic.training.loop import TrainConfig
     from musemorphic.training.phrase_vae import load_phrase_vae
 
     torch.set_num_threads(threads)
@@ -212,10 +220,7 @@ def train_latent_mamba(
                          max_minutes=minutes, device=device, warmup_steps=min(200, steps // 10))
     n_params = sum(p.numel() for p in model.parameters())
     console.print(f"LatentMamba {preset} ({head}): {n_params / 1e6:.2f}M parameters; {len(windows.songs)} songs; {out}")
-    with _progress_bar("training") as bar:
-        job = bar.add_task("training", total=steps, rate="")
-        result = train(task, config, progress=lambda d, t, row: bar.update(job, completed=d, rate=f"loss {row['loss']:.3f}"))
-    console.print(f"{result.steps_done} steps; checkpoint: {out / 'checkpoint'}; log: {out / 'log.csv'}")
+    _train_with_progress(task, config, out, lambda row: f"loss {row['loss']:.3f}")
 
 
 @train_app.command("phrase-critic")
@@ -239,7 +244,7 @@ def train_phrase_critic(
 
     from musemorphic.data.dataset import PhraseDataset
     from musemorphic.models.phrase_critic import PhraseCritic, PhraseCriticConfig
-    from musemorphic.training.loop import TrainConfig, train
+    from musemorphic.training.loop import TrainConfig
     from musemorphic.training.phrase_critic import PhraseCriticTask, critic_table
     from musemorphic.training.phrase_vae import load_phrase_vae
 
@@ -259,10 +264,7 @@ def train_phrase_critic(
     config = TrainConfig(out_dir=str(out), steps=steps, batch_size=batch_size, lr=lr, seed=seed, device=device,
                          warmup_steps=min(200, steps // 10), zclip=False)
     console.print(f"PhraseCritic: {sum(p.numel() for p in model.parameters()) / 1e3:.0f}k parameters; {len(latents)} phrases; {out}")
-    with _progress_bar("training") as bar:
-        job = bar.add_task("training", total=steps, rate="")
-        result = train(task, config, progress=lambda d, t, row: bar.update(job, completed=d, rate=f"loss {row['loss']:.4f}"))
-    console.print(f"{result.steps_done} steps; checkpoint: {out / 'checkpoint'}; log: {out / 'log.csv'}")
+    _train_with_progress(task, config, out, lambda row: f"loss {row['loss']:.4f}")
 
 
 @app.command()

@@ -75,6 +75,17 @@ class TrackMemory:
         rows = torch.arange(len(track), device=track.device)
         return self.sums[rows, track] / self.weights[rows, track].clamp(min=1e-6)[:, None]
 
+    @classmethod
+    def averages(cls, latents: torch.Tensor, tracks: torch.Tensor, decay: float, max_tracks: int) -> torch.Tensor:
+        """Each slot's own track's average of its earlier latents, slot by slot as generation
+        updates it: latents (B, L, Z), track indices (B, L) -> (B, L, Z)."""
+        memory = cls.empty(len(latents), max_tracks, latents.shape[-1], latents)
+        out = []
+        for latent, track in zip(latents.unbind(1), tracks.unbind(1)):
+            out.append(memory.read(track))
+            memory = memory.write(track, latent, decay)
+        return torch.stack(out, dim=1)
+
     def write(self, track: torch.Tensor, latent: torch.Tensor, decay: float) -> TrackMemory:
         """The memory after `track` (B,) wrote `latent` (B, Z)."""
         rows = torch.arange(len(track), device=track.device)
@@ -160,18 +171,6 @@ class LatentMamba(nn.Module):
         x = self.latent_in(previous) + self.track(tracks) + self.program(programs + 1) + control_sum[:, None]
         return x + self.memory_in(averages) if self.memory_in is not None else x
 
-    @torch.no_grad()
-    def track_averages(self, latents: torch.Tensor, tracks: torch.Tensor) -> torch.Tensor:
-        """Each slot's own track's moving average of its earlier latents: (B, L, Z), (B, L) -> (B, L, Z).
-        The same memory updates as `step`, slot by slot (latents are data: nothing to backpropagate)."""
-        c = self.config
-        memory = TrackMemory.empty(len(latents), c.max_tracks, c.d_latent, latents)
-        averages = []
-        for latent, track in zip(latents.unbind(1), tracks.unbind(1)):
-            averages.append(memory.read(track))
-            memory = memory.write(track, latent, c.track_memory_decay)
-        return torch.stack(averages, dim=1)
-
     def predict(self, h: torch.Tensor, averages: torch.Tensor | None):
         """Head outputs, each mean plus its gated share of the track's average: h (..., D), averages (..., Z)."""
         prediction = self.head(h)
@@ -194,7 +193,10 @@ class LatentMamba(nn.Module):
     ):
         """Teacher-forced predictions for every slot (head outputs over (B, L))."""
         previous = F.pad(latents[:, :-1], (0, 0, 1, 0))  # (B, L, Z): zeros before the first slot
-        averages = self.track_averages(latents, tracks) if self.memory_in is not None else None
+        averages = None
+        if self.memory_in is not None:
+            with torch.no_grad():  # latents are data: nothing to backpropagate
+                averages = TrackMemory.averages(latents, tracks, self.config.track_memory_decay, self.config.max_tracks)
         control_tokens = self.control_tokens(controls)  # (B, C, D)
         inputs = self.slot_inputs(previous, averages, tracks, programs, self.control_sum(control_tokens))
         h, _ = self.backbone(torch.cat([control_tokens, inputs], dim=1), scan=scan)  # (B, C + L, D)
