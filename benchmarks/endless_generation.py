@@ -31,6 +31,7 @@ from torch import nn
 
 from common import machine
 from musemorphic.data.bar_timing import bar_ticks
+from musemorphic.evaluation.music_metrics import groove_consistency, pitch_class_entropy, song_bars
 from musemorphic.generation.generate import TPQ, MusicGenerator, Request
 from musemorphic.nn.transformer import KVCache, Transformer
 
@@ -43,7 +44,7 @@ def run_latent_mamba(generator: MusicGenerator, n_bars: int, seed: int, programs
     times, rss, quarters = [], {}, 0.0
     last = time.perf_counter()
     chunk = generator.bars_per_batch(len(programs or generator.default_programs))
-    drift = Drift(generator.tokenizer.base_names)
+    drift = Drift(generator.tokenizer, programs or generator.default_programs)
 
     def on_bar(bar) -> None:
         nonlocal last, quarters
@@ -77,31 +78,26 @@ def run_latent_mamba(generator: MusicGenerator, n_bars: int, seed: int, programs
 
 
 class Drift:
-    """Per window of bars: notes per bar, pitch-class entropy (bits, by note count) and the
-    share of distinct bars, to catch silence or loops late in a run (EVALUATION.md)."""
+    """Per window of bars: notes per bar, pitch-class entropy (bits, duration-weighted) and
+    groove consistency as `evaluation/music_metrics.py` measures them over the whole window,
+    and the share of distinct bars, to catch silence or loops late in a run (EVALUATION.md)."""
 
-    def __init__(self, names: dict[int, str], window: int = 1000):
-        self.pitch = {i: int(n.split("_")[1]) for i, n in names.items() if n.startswith("Pitch_")}
-        self.window, self.windows = window, []
-        self._reset()
-
-    def _reset(self) -> None:
-        self.notes, self.bars, self.classes, self.distinct = 0, 0, np.zeros(12), set()
+    def __init__(self, tokenizer, programs: list[int], window: int = 1000):
+        self.tokenizer, self.programs, self.window = tokenizer, programs, window
+        self.windows, self.bars, self.distinct = [], [], set()
 
     def add(self, phrases: list[list[int]]) -> None:
-        pitches = [self.pitch[i] for phrase in phrases for i in phrase if i in self.pitch]
-        self.notes += len(pitches)
-        self.classes += np.bincount(np.array(pitches, dtype=int) % 12, minlength=12)
+        self.bars.extend(song_bars(self.tokenizer, [(p, [phrase]) for p, phrase in zip(self.programs, phrases)]))
         self.distinct.add(tuple(map(tuple, phrases)))
-        self.bars += 1
-        if self.bars == self.window:
-            p = self.classes[self.classes > 0] / max(1, self.classes.sum())
+        if len(self.bars) == self.window:
+            notes = np.concatenate([bar.notes for bar in self.bars])
             self.windows.append({
-                "notes_per_bar": round(self.notes / self.bars, 2),
-                "pitch_class_entropy": round(float(-(p * np.log2(p)).sum()), 3),
-                "distinct_bar_share": round(len(self.distinct) / self.bars, 3),
+                "notes_per_bar": round(len(notes) / self.window, 2),
+                "pitch_class_entropy": round(pitch_class_entropy(notes[notes[:, 3] == 0]), 3),
+                "groove_consistency": round(groove_consistency(self.bars), 3),
+                "distinct_bar_share": round(len(self.distinct) / self.window, 3),
             })
-            self._reset()
+            self.bars, self.distinct = [], set()
 
 
 class TokenTransformer(nn.Module):

@@ -177,6 +177,13 @@ def test_the_track_memory_stays_fixed_in_size_and_old_configs_run_without_it():
     assert old.config.track_memory_decay == 0.0 and old.memory_in is None
 
 
+def test_configs_saved_before_the_scale_floor_keep_the_old_floor():
+    saved = _model().config.to_dict()
+    assert saved["min_log_scale"] == -3.0 and _model().head.min_log_scale == -3.0
+    del saved["min_log_scale"]
+    assert LatentMamba(type(_model().config).from_dict(saved)).head.min_log_scale == -7.0
+
+
 def test_key_normalised_windows_carry_the_frame_key(fixture_dataset):
     model = build_latent_mamba(fixture_dataset, "tiny", d_latent=4, key_normalized=True)
     latents = np.zeros((len(fixture_dataset), 4), dtype=np.float32)

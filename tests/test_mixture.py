@@ -44,3 +44,11 @@ def test_head_shapes_and_training_signal():
     loss = GaussianMixtureHead.nll((logits, means, log_scales), torch.randn(2, 5, 3)).mean()
     loss.backward()
     assert head.proj.weight.grad.abs().sum() > 0
+
+
+def test_log_scales_are_floored():
+    head = GaussianMixtureHead(d_model=4, d_latent=3, n_components=2, min_log_scale=-3.0)
+    with torch.no_grad():
+        head.proj.bias.fill_(-20.0)  # every raw log-scale far below the floor
+    _, _, log_scales = head(torch.zeros(1, 4))
+    assert torch.equal(log_scales, torch.full_like(log_scales, -3.0))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -49,6 +50,8 @@ def test_resumed_run_reproduces_the_uninterrupted_losses(fixture_dataset, tmp_pa
     assert [resumed[s] for s in range(6, steps)] == [whole[s] for s in range(6, steps)]
     logged = (tmp_path / "split" / "log.csv").read_text().splitlines()
     assert [int(line.split(",")[0]) for line in logged[1:]] == list(range(steps))  # no duplicated rows
+    elapsed = [float(row["elapsed_s"]) for row in csv.DictReader(logged)]
+    assert elapsed == sorted(elapsed)  # the clock carries on over the resume
 
 
 def test_checkpoint_reloads_strictly_into_an_identical_model(fixture_dataset, tmp_path):

@@ -182,6 +182,7 @@ def train_latent_mamba(
     track_memory: float = typer.Option(
         0.0, help="Decay of each track's moving average of latents, given to the prior (0 = off; experimental, see BENCHMARKS.md)."
     ),
+    min_log_scale: float = typer.Option(-3.0, help="Floor of the mixture components' log-scales (-7 reproduces priors trained before the floor)."),
     lr: float = typer.Option(1e-3, help="Peak learning rate."),
     seed: int = typer.Option(0, help="Seed for weights and batches."),
     minutes: Optional[float] = typer.Option(None, help="Stop with a checkpoint after this much wall time."),
@@ -210,7 +211,8 @@ def train_latent_mamba(
     if not 0.0 <= track_memory < 1.0:
         raise typer.BadParameter(f"--track-memory must be in [0, 1), got {track_memory}")
     model = build_latent_mamba(
-        dataset, preset, head=head, d_latent=codec_model.config.d_latent, key_normalized=key_normalize, track_memory_decay=track_memory
+        dataset, preset, head=head, d_latent=codec_model.config.d_latent, key_normalized=key_normalize, track_memory_decay=track_memory,
+        min_log_scale=min_log_scale,
     )
     windows = LatentSongWindows(train_split, latents, model.config, window_slots=window, song_start_share=song_starts)
     layouts = collections.Counter(tuple(s["programs"]) for s in train_split.songs)

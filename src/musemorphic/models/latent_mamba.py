@@ -15,7 +15,12 @@ state: a randomly initialised prefix-only model's prediction at slot 64 moves by
 training little to learn from late in a window. The output predicts that slot's latent as a
 Gaussian mixture. Interleaving (rather than one wide step per bar with fixed track slots) lets one
 model serve songs with any number and kind of tracks, and lets a track see the tracks
-written before it in the same bar. Empty phrases are latents like any other.
+written before it in the same bar. Empty phrases are latents like any other: one latent per
+program and time signature, so a mixture component can sit on it as tightly as the scale floor
+`min_log_scale` allows. The floor (e^-3 = 0.05, far below the codec's own posterior noise) keeps
+that component from narrowing without end: at e^-7 the gradient norm grew all through training
+(median 12 over the first 300 steps, 104 over the last 300; about 1 with the floor), and the
+prior learned less of everything else (BENCHMARKS.md, "Scale floor").
 
 Track memory (optional, `track_memory_decay` > 0; off by default): each slot also gets its
 own track's moving average of latents so far (`TrackMemory`; generation keeps one average per
@@ -111,11 +116,13 @@ class LatentMambaConfig(JsonConfig):
     key_normalized: bool = False  # trained on songs moved to C major / A minor (data/key_frame.py)
     controls_every_slot: bool = True  # summed controls join every slot's input, not only the prefix
     track_memory_decay: float = 0.0  # per-track moving average of latents: input and mean offset (0 = off)
+    min_log_scale: float = -3.0  # mixture components' narrowest scale, e^-3 = 0.05 (the codec's posterior std is ~0.85 on empty bars)
 
     @classmethod
     def from_dict(cls, d: dict) -> LatentMambaConfig:
-        """Configs saved before `controls_every_slot` or the track memory existed run without them."""
-        return cls(**{"controls_every_slot": False, "track_memory_decay": 0.0, **d})
+        """Configs saved before `controls_every_slot`, the track memory or the scale floor existed
+        run as they were trained: without the first two, with the old floor e^-7."""
+        return cls(**{"controls_every_slot": False, "track_memory_decay": 0.0, "min_log_scale": -7.0, **d})
 
     @property
     def control_sizes(self) -> tuple[int, ...]:
@@ -149,7 +156,7 @@ class LatentMamba(nn.Module):
         self.control_kind = nn.Parameter(torch.randn(len(CONTROL_NAMES), c.d_model) * 0.02)  # (C, D)
         self.backbone = MambaStack(c.n_layers, c.d_model, d_state=c.d_state, d_conv=c.d_conv, expand=c.expand)
         if c.head == "gmm":
-            self.head = GaussianMixtureHead(c.d_model, c.d_latent, c.n_components)
+            self.head = GaussianMixtureHead(c.d_model, c.d_latent, c.n_components, c.min_log_scale)
         else:
             self.head = nn.Linear(c.d_model, c.d_latent)
 

@@ -13,13 +13,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-MIN_LOG_SCALE = -7.0
-
 
 class GaussianMixtureHead(nn.Module):
-    def __init__(self, d_model: int, d_latent: int, n_components: int):
+    """`min_log_scale` floors every component's log-scale: a component narrower than the data's
+    own noise buys likelihood only on latents that repeat exactly, at gradients that grow as
+    1 / scale."""
+
+    def __init__(self, d_model: int, d_latent: int, n_components: int, min_log_scale: float = -7.0):
         super().__init__()
-        self.k, self.z = n_components, d_latent
+        self.k, self.z, self.min_log_scale = n_components, d_latent, min_log_scale
         self.proj = nn.Linear(d_model, n_components * (1 + 2 * d_latent))
 
     def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -27,7 +29,7 @@ class GaussianMixtureHead(nn.Module):
         out = self.proj(h)
         logits, rest = out.split([self.k, 2 * self.k * self.z], dim=-1)
         means, log_scales = rest.unflatten(-1, (self.k, 2 * self.z)).chunk(2, dim=-1)
-        return logits, means, log_scales.clamp(min=MIN_LOG_SCALE)
+        return logits, means, log_scales.clamp(min=self.min_log_scale)
 
     @staticmethod
     def nll(params: tuple[torch.Tensor, ...], target: torch.Tensor) -> torch.Tensor:

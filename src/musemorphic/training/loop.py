@@ -134,7 +134,7 @@ def train(
     model = task.model.to(device)
     optimizer = make_optimizer(model, config)
     zclip = ZClip() if config.zclip else None
-    start_step = 0
+    start_step, elapsed_before = 0, 0.0  # steps and training seconds of the runs this one resumes
     if checkpoint_exists(ckpt_dir):
         ckpt = load_checkpoint(ckpt_dir)
         model.load_state_dict(ckpt.weights, strict=True)
@@ -144,6 +144,7 @@ def train(
         if zclip is not None and "zclip" in extra:
             zclip.load_state_dict(extra["zclip"])
         restore_rng_state(extra["rng"][rank])
+        elapsed_before = extra.get("elapsed_s", 0.0)
     wrapped = nn.parallel.DistributedDataParallel(model) if world > 1 else model
 
     log_path = out_dir / "log.csv"
@@ -174,14 +175,15 @@ def train(
             "loss": loss_value,
             "lr": learning_rate(config, step),
             "grad_norm": grad_norm,
-            "elapsed_s": round(time.perf_counter() - started, 1),
+            "elapsed_s": round(elapsed_before + time.perf_counter() - started, 1),
             **metrics,
         }
         if rank == 0 and (step % config.log_every == 0 or step + 1 == config.steps):
             _append_log(log_path, row)
         out_of_time = config.max_minutes is not None and time.perf_counter() - started > 60 * config.max_minutes
         if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps or out_of_time:
-            _checkpoint(task, model, optimizer, zclip, config, step + 1, ckpt_dir, rank, world)
+            elapsed = elapsed_before + time.perf_counter() - started
+            _checkpoint(task, model, optimizer, zclip, config, step + 1, elapsed, ckpt_dir, rank, world)
         if progress is not None and rank == 0:
             progress(step + 1, config.steps, row)
         if out_of_time:
@@ -190,14 +192,14 @@ def train(
     return result
 
 
-def _checkpoint(task, model, optimizer, zclip, config, step, ckpt_dir, rank, world) -> None:
+def _checkpoint(task, model, optimizer, zclip, config, step, elapsed_s, ckpt_dir, rank, world) -> None:
     rng = [capture_rng_state()]
     if world > 1:
         gathered: list[Any] = [None] * world
         dist.all_gather_object(gathered, rng[0])
         rng = gathered
     if rank == 0:
-        extra = {"rng": rng, "train_config": config.to_dict()}
+        extra = {"rng": rng, "train_config": config.to_dict(), "elapsed_s": elapsed_s}
         if zclip is not None:
             extra["zclip"] = zclip.state_dict()
         save_checkpoint(ckpt_dir, model, task.checkpoint_config(), optimizer=optimizer, extra_state=extra, step=step)
