@@ -17,9 +17,9 @@ Gaussian mixture. Interleaving (rather than one wide step per bar with fixed tra
 model serve songs with any number and kind of tracks, and lets a track see the tracks
 written before it in the same bar. Empty phrases are latents like any other: one latent per
 program and time signature, so a mixture component can sit on it as tightly as the scale floor
-`min_log_scale` allows. The floor (e^-3 = 0.05, far below the codec's own posterior noise) keeps
-that component from narrowing without end: at e^-7 the gradient norm grew all through training
-(median 12 over the first 300 steps, 104 over the last 300; about 1 with the floor), and the
+`min_log_scale` allows. The floor (e^-3 = 0.05; chosen by hand, not tuned) keeps that component
+from narrowing without end: at e^-7 the gradient norm grew all through training (median 12 over
+the first 300 steps, 104 over the last 300; at most 1.1 per 300 steps with the floor), and the
 prior learned less of everything else (BENCHMARKS.md, "Scale floor").
 
 Track memory (optional, `track_memory_decay` > 0; off by default): each slot also gets its
@@ -116,7 +116,7 @@ class LatentMambaConfig(JsonConfig):
     key_normalized: bool = False  # trained on songs moved to C major / A minor (data/key_frame.py)
     controls_every_slot: bool = True  # summed controls join every slot's input, not only the prefix
     track_memory_decay: float = 0.0  # per-track moving average of latents: input and mean offset (0 = off)
-    min_log_scale: float = -3.0  # mixture components' narrowest scale, e^-3 = 0.05 (the codec's posterior std is ~0.85 on empty bars)
+    min_log_scale: float = -3.0  # mixture components' narrowest log-scale (e^-3 = 0.05)
 
     @classmethod
     def from_dict(cls, d: dict) -> LatentMambaConfig:
