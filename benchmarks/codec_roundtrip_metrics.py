@@ -47,8 +47,7 @@ def main() -> None:
     test = PhraseDataset(args.data, split="test")
     originals, rebuilt = [], []
     for song in test.song_indices:
-        programs = test.shard.songs[int(song)]["programs"]
-        tracks = [(p, [[int(t) for t in bar] for bar in grid]) for p, grid in zip(programs, test.song_grid(int(song)), strict=True)]
+        tracks = [(p, [[int(t) for t in bar] for bar in bars]) for p, bars in test.song_tracks(int(song))]
         originals.append(song_bars(tokenizer, tracks))
         rebuilt.append(song_bars(tokenizer, round_trip(codec, tokenizer, tracks)))
     windows = to_windows(originals, 8)

@@ -58,9 +58,7 @@ def main() -> None:
     parser.add_argument("--tracks", type=int, default=3)
     args = parser.parse_args()
     test = PhraseDataset(args.data, split="test")
-    real = [
-        list(zip(test.shard.songs[int(s)]["programs"], test.song_grid(int(s)), strict=True)) for s in test.song_indices
-    ]
+    real = [test.song_tracks(int(song)) for song in test.song_indices]
     results = {"real test songs": per_track(real, test.tokenizer, args.tracks)}
     for named in args.pieces:
         name, folder = named.split("=", 1)

@@ -99,8 +99,7 @@ def test_dataset_grid_decodes_to_the_quantized_song(messy_dataset, messy_corpus,
     out, _ = messy_dataset
     data = PhraseDataset(out, split=None)
     for i, meta in enumerate(data.shard.songs):
-        grid = data.song_grid(i)
-        song = SongTokens([TrackTokens(p, [b.tolist() for b in bars]) for p, bars in zip(meta["programs"], grid)], [])
+        song = SongTokens([TrackTokens(p, [b.tolist() for b in bars]) for p, bars in data.song_tracks(i)], [])
         decoded = tokenizer.decode_song(song)
         reference = tokenizer.preprocess(symusic.Score(meta["path"]))
         assert notes_of(decoded) == notes_of(same_resolution(reference, decoded)), meta["path"]

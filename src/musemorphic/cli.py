@@ -682,7 +682,7 @@ def demo(
     aug = Augmentation(transpose=transpose, velocity_factor=1.0, tempo_factor=1.0)
     tracks = [
         TrackTokens(program=program, bars=[augmenter.apply(p, program, aug).tolist() for p in bars])
-        for program, bars in zip(meta["programs"], data.song_grid(song), strict=True)
+        for program, bars in data.song_tracks(song)
     ]
     score = data.tokenizer.decode_song(SongTokens(tracks=tracks, bar_ticks=[]))
     path = out / f"{Path(meta['source']).stem}_transposed{transpose:+d}.mid"

@@ -78,6 +78,10 @@ class PhraseDataset:
             for t in range(n_tracks)
         ]
 
+    def song_tracks(self, song: int) -> list[tuple[int, list[np.ndarray]]]:
+        """(program, [bar] base ids) per track of a song (global song index)."""
+        return list(zip(self.shard.songs[song]["programs"], self.song_grid(song), strict=True))
+
     def bar_controls(self, song: int) -> dict[str, np.ndarray]:
         """Per-bar control arrays of a song, with density levels from the corpus thresholds."""
         start = self._song_first_bar[song]

@@ -211,12 +211,7 @@ def read_tracks(tokenizer, path: Path) -> list[tuple[int, list[list[int]]]]:
 
 def dataset_songs(dataset: PhraseDataset, songs) -> list[list[Bar]]:
     """Bars of these (global) songs of a prepared dataset."""
-    out = []
-    for song in songs:
-        grid = dataset.song_grid(int(song))
-        programs = dataset.shard.songs[int(song)]["programs"]
-        out.append(song_bars(dataset.tokenizer, list(zip(programs, grid, strict=True))))
-    return out
+    return [song_bars(dataset.tokenizer, dataset.song_tracks(int(song))) for song in songs]
 
 
 def to_windows(songs: list[list[Bar]], size: int) -> list[list[Bar]]:

@@ -170,20 +170,20 @@ def train(
         loss_value = float(loss.detach())
         result.losses[step] = loss_value
         result.steps_done = step + 1
+        run_s = time.perf_counter() - started  # this run's seconds so far (the time limit is per run)
         row = {
             "step": step,
             "loss": loss_value,
             "lr": learning_rate(config, step),
             "grad_norm": grad_norm,
-            "elapsed_s": round(elapsed_before + time.perf_counter() - started, 1),
+            "elapsed_s": round(elapsed_before + run_s, 1),
             **metrics,
         }
         if rank == 0 and (step % config.log_every == 0 or step + 1 == config.steps):
             _append_log(log_path, row)
-        out_of_time = config.max_minutes is not None and time.perf_counter() - started > 60 * config.max_minutes
+        out_of_time = config.max_minutes is not None and run_s > 60 * config.max_minutes
         if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps or out_of_time:
-            elapsed = elapsed_before + time.perf_counter() - started
-            _checkpoint(task, model, optimizer, zclip, config, step + 1, elapsed, ckpt_dir, rank, world)
+            _checkpoint(task, model, optimizer, zclip, config, step + 1, elapsed_before + run_s, ckpt_dir, rank, world)
         if progress is not None and rank == 0:
             progress(step + 1, config.steps, row)
         if out_of_time:
