@@ -27,11 +27,11 @@ from musemorphic.data.phrase_batches import PhraseBatcher
 from musemorphic.training.loop import TrainConfig, train
 from musemorphic.training.phrase_vae import CurriculumConfig, PhraseVAETask, build_phrase_vae
 
-VARIANTS = {
-    "small (shipped recipe)": {},
-    "no dropout": {"dropout": 0.0},
-    "no sigma-reparam": {"sigma_reparam": False},
-    "d_model 128": {"d_model": 128},
+VARIANTS = {  # the `small` preset as it was when these probes ran (dropout 0.1), and one change each
+    "small, dropout 0.1": {"dropout": 0.1},
+    "no dropout (the small preset since session 8)": {"dropout": 0.0},
+    "no sigma-reparam": {"dropout": 0.1, "sigma_reparam": False},
+    "d_model 128": {"dropout": 0.1, "d_model": 128},
 }
 
 

@@ -42,6 +42,29 @@ def test_curriculum_walks_through_the_three_stages(fixture_dataset):
     assert "encoder_ids" in task.batch(0, 0) and "encoder_ids" not in task.batch(50, 0)
 
 
+def test_beta_weighs_the_kl_against_a_whole_phrase(fixture_dataset):
+    """The seed's loss sums -log p(x|z) over a phrase: per token, the KL term shrinks by the
+    mean phrase length. Old curricula (saved without `beta_per`) keep the per-token weight."""
+    model = build_phrase_vae(fixture_dataset.tokenizer, "tiny").eval()
+    terms = {}
+    for beta_per in ("phrase", "token"):
+        curriculum = CurriculumConfig(infill_fraction=0.0, ae_fraction=0.0, beta=0.5, beta_warmup=0.0, beta_per=beta_per)
+        task = PhraseVAETask(model, PhraseBatcher(fixture_dataset, 160), total_steps=10, batch_size=8, seed=0, curriculum=curriculum)
+        batch = task.batch(5, 0)
+        torch.manual_seed(0)  # the same posterior sample both times
+        with torch.no_grad():
+            loss, metrics = task.loss(model, batch, 5)
+        terms[beta_per] = float(loss) - metrics["reconstruction"]
+    ids = batch["ids"]
+    mean_length = float((ids != model.config.pad_id).sum()) / len(ids)
+    assert mean_length > 2 and terms["token"] > 0
+    assert terms["phrase"] == pytest.approx(terms["token"] / mean_length, rel=1e-4)
+    assert CurriculumConfig.from_dict({"beta": 0.01}).beta_per == "token"
+    assert CurriculumConfig.from_dict(CurriculumConfig().to_dict()).beta_per == "phrase"
+    with pytest.raises(ValueError, match="beta_per"):
+        CurriculumConfig(beta_per="bar")
+
+
 def test_kl_per_dim_is_zero_at_the_prior():
     assert torch.allclose(kl_per_dim(torch.zeros(4, 3), torch.zeros(4, 3)), torch.zeros(3))
     assert kl_per_dim(torch.ones(4, 3), torch.zeros(4, 3)).tolist() == [0.5, 0.5, 0.5]

@@ -557,7 +557,7 @@ def analyze_latents(
         if not bars:
             raise typer.BadParameter(f"{data}: no pitched bar in split {split!r}")
         embed, n = phrase_embed(model, tokenizer, bars, programs), len(bars)
-        shifts = CurriculumConfig(**saved["curriculum"]).to_dict()  # the shift sizes it trained with
+        shifts = CurriculumConfig.from_dict(saved["curriculum"]).to_dict()  # the shift sizes it trained with
         title = "PhraseVAE"
     else:
         raise typer.BadParameter(f"{checkpoint}: a {kind!r} checkpoint has no latent space to analyze")

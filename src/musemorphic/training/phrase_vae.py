@@ -9,6 +9,12 @@ Stages (seed 000, section 3.3), by share of the total steps:
    whose batch-mean KL is under `free_bits` nats is not pushed further toward the prior,
    which keeps the posterior from collapsing.
 
+The seed's reconstruction term is -log p(x|z), summed over the phrase's tokens, so beta
+weighs the KL against a whole phrase (`beta_per="phrase"`). The loss is that per-phrase ELBO
+divided by the batch's mean phrase length, to keep it on the per-token scale of the logs.
+Codecs trained before this (`beta_per="token"`) weighed the KL against one token's mean
+loss: a KL weight about 16 times the seed's on POP909 bars (their mean length in tokens).
+
 Optional factorization regulariser (seed 001, `factorize > 0`): each step also encodes
 `factorize_bars` pitched, non-empty bars of the batch and four shifted copies of each (two
 transpositions, two onset shifts; data/bar_shifts.py) and adds `factorize` times the
@@ -48,6 +54,11 @@ class CurriculumConfig:
     factorize_bars: int = 8  # bars per step it looks at (each encoded 5 times)
     max_pitch_shift: int = 6  # semitones
     max_time_shift: int = 4  # REMI positions (a quarter of the 1/d beat: sixteenths in n/4)
+    beta_per: str = "phrase"  # "phrase" (the seed's loss) or "token" (codecs trained before it)
+
+    def __post_init__(self):
+        if self.beta_per not in ("phrase", "token"):
+            raise ValueError(f"beta_per must be 'phrase' or 'token', got {self.beta_per!r}")
 
     @classmethod
     def fine_tune(cls, **overrides) -> CurriculumConfig:
@@ -56,6 +67,11 @@ class CurriculumConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> CurriculumConfig:
+        """A saved curriculum; one saved before `beta_per` existed weighed beta per token."""
+        return cls(**{"beta_per": "token", **d})
 
 
 def span_mask(ids: torch.Tensor, mask_id: int, pad_id: int, ratio: float, mean_span: float, rng: np.random.Generator) -> torch.Tensor:
@@ -156,8 +172,9 @@ class PhraseVAETask:
         reconstruction = self.model.reconstruction_loss(logits, ids)
         kl = kl_per_dim(mu.float(), logvar.float())  # (Z,)
         beta = self.beta(step)
-        loss = reconstruction + beta * kl.clamp(min=self.curriculum.free_bits).sum()
         real = ids != self.model.config.pad_id
+        kl_weight = beta if self.curriculum.beta_per == "token" else beta * len(ids) / real.sum()  # beta / mean phrase length
+        loss = reconstruction + kl_weight * kl.clamp(min=self.curriculum.free_bits).sum()
         accuracy = (logits.argmax(-1) == ids)[real].float().mean()
         metrics = {
             "stage": STAGES.index(stage),
