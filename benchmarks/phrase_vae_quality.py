@@ -33,6 +33,8 @@ COLUMNS = [
     ("empty_bar_exact_rate", "empty bars exact"),
     ("mean_kl", "mean KL"),
     ("active_dims", "active dims"),
+    ("posterior_std_median", "posterior std"),
+    ("mean_spread_median", "spread of means"),
 ]
 
 
@@ -60,6 +62,11 @@ def main() -> None:
     for name, r in results.items():
         cells = [f"{r[key]:.3f}" if isinstance(r[key], float) else str(r[key]) for key, _ in COLUMNS]
         print(f"| {name} | {r['bars']} | " + " | ".join(cells) + " |")
+    first = next(iter(results.values()))  # the prior samples do not depend on the dataset
+    faults = first["prior_faults"]
+    print(f"\nOf {first['prior_samples']} bars decoded from z ~ N(0, I), ungrammatical: {sum(faults.values())}")
+    for reason, count in faults.items():
+        print(f"  {count:>5}  {reason}")
 
 
 if __name__ == "__main__":

@@ -60,6 +60,27 @@ def _tiny_checkpoints(dataset, tmp_path):
     return tmp_path / "codec", tmp_path / "prior"
 
 
+def test_train_phrase_vae_resumes_and_fine_tunes_as_the_run_was_trained(fixture_dataset_dir, tmp_path):
+    """A codec trained before beta was weighed per phrase (and with dropout) goes on that way."""
+    train = ["train", "phrase-vae", "--data", str(fixture_dataset_dir), "--preset", "tiny", "--batch-size", "8"]
+    result = runner.invoke(app, train + ["--steps", "4", "-o", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    config_path = tmp_path / "run" / "checkpoint" / "config.json"
+    config = json.loads(config_path.read_text())
+    assert config["curriculum"]["beta_per"] == "phrase" and config["model"]["dropout"] == 0.0
+    del config["curriculum"]["beta_per"]  # as saved before the option existed
+    config["model"]["dropout"] = 0.1
+    config_path.write_text(json.dumps(config))
+    result = runner.invoke(app, train + ["--steps", "6", "-o", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    resumed = json.loads(config_path.read_text())
+    assert resumed["step"] == 6 and resumed["curriculum"]["beta_per"] == "token" and resumed["model"]["dropout"] == 0.1
+    result = runner.invoke(app, train + ["--steps", "2", "--init", str(tmp_path / "run" / "checkpoint"), "-o", str(tmp_path / "tuned")])
+    assert result.exit_code == 0, result.output
+    tuned = json.loads((tmp_path / "tuned" / "checkpoint" / "config.json").read_text())
+    assert tuned["curriculum"]["beta_per"] == "token" and tuned["curriculum"]["infill_fraction"] == 0.0
+
+
 def test_generate_writes_midi_and_a_piano_roll(fixture_dataset, tmp_path):
     codec, prior = _tiny_checkpoints(fixture_dataset, tmp_path)
     out = tmp_path / "song.mid"
@@ -130,3 +151,8 @@ def test_shipped_models_generate_and_evaluate_offline(fixture_dataset_dir, tmp_p
     assert result.exit_code == 0, result.output
     figures = json.loads(result.output.strip().splitlines()[-1])
     assert figures["bars"] + figures["empty_bars"] == 16 and 0 <= figures["note_f1"] <= 1
+    assert figures["prior_samples"] == 4 and all(isinstance(n, int) for n in figures["prior_faults"].values())
+    result = runner.invoke(app, ["eval", "phrase-vae", "--data", str(fixture_dataset_dir), "--split", "train",
+                                 "--max-bars", "16", "--prior-samples", "4"])
+    assert result.exit_code == 0, result.output
+    assert "token_accuracy" in result.output and "prior_faults" in result.output

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
 
 from musemorphic.data.remi_grammar import BarNote, GrammarError, note_f1, parse_bar
 from musemorphic.data.phrase_batches import PhraseBatcher, codec_ids_to_base
-from musemorphic.evaluation.phrase_vae import evaluate_phrase_vae, is_valid_phrase
+from musemorphic.evaluation.phrase_vae import evaluate_phrase_vae, phrase_fault, prior_faults
 from musemorphic.models.phrase_vae import kl_per_dim, phrase_vae_config
 from musemorphic.training.loop import TrainConfig, train
 from musemorphic.training.phrase_vae import CurriculumConfig, PhraseVAETask, build_phrase_vae, span_mask
@@ -126,13 +129,58 @@ def test_report_of_an_untrained_model_is_well_formed(fixture_dataset):
     assert set(report.to_dict()) >= {"token_accuracy", "exact_bar_rate", "note_f1", "mean_kl", "active_dims"}
 
 
+def test_report_measures_how_the_codes_spread(fixture_dataset, monkeypatch):
+    """Posterior std is read from logvar; the spread of the means scales with them."""
+    torch.manual_seed(0)
+    model = build_phrase_vae(fixture_dataset.tokenizer, "tiny").eval()
+    forward = model.forward
+
+    def with_codes(scale):
+        def fake(ids):
+            logits, mu, logvar = forward(ids)
+            return logits, scale * mu, torch.full_like(logvar, math.log(0.25))  # std 0.5
+        monkeypatch.setattr(model, "forward", fake)
+        return evaluate_phrase_vae(model, fixture_dataset, max_bars=40, prior_samples=0)
+
+    plain, wide = with_codes(1.0), with_codes(3.0)
+    assert plain.prior_grammatical is None and plain.prior_faults == {}
+    assert plain.posterior_std_median == pytest.approx(0.5) and wide.posterior_std_median == pytest.approx(0.5)
+    assert plain.mean_spread_median > 0
+    assert wide.mean_spread_median == pytest.approx(3 * plain.mean_spread_median, rel=1e-5)
+
+
 def test_real_phrases_are_valid_and_garbage_is_not(fixture_dataset):
     tok = fixture_dataset.tokenizer
     batcher = PhraseBatcher(fixture_dataset, 160, nonempty_only=True)
     rows = batcher.encode(batcher.indices[:20]).tolist()
-    assert all(is_valid_phrase(tok, row[: row.index(tok.eos_id)]) for row in rows)
-    assert not is_valid_phrase(tok, [tok.base_vocab["Pitch_60"], tok.bar_id])
-    assert not is_valid_phrase(tok, [])
+    assert all(phrase_fault(tok, row[: row.index(tok.eos_id)]) is None for row in rows)
+    assert phrase_fault(tok, []) == "no leading Program token"
+    program = rows[0][0]
+    ids = lambda *names: [program] + [tok.base_vocab[n] for n in names]  # noqa: E731 (base ids are valid BPE ids)
+    assert phrase_fault(tok, [tok.base_vocab["Pitch_60"], tok.bar_id]) == "no leading Program token"
+    assert phrase_fault(tok, ids("Bar_None", "Position_3")) == "Position_N holds neither a note nor a tempo"
+    assert phrase_fault(tok, ids("Bar_None", "Position_17")) == "position N outside a N-position bar"
+
+
+def test_prior_faults_count_why_decoded_bars_fail(fixture_dataset):
+    """Each bar the codec decodes from the prior is judged; the grammatical ones are not counted."""
+    tok = fixture_dataset.tokenizer
+    batcher = PhraseBatcher(fixture_dataset, 160, nonempty_only=True)
+    good = batcher.encode(batcher.indices[:1]).tolist()[0]
+    good = good[: good.index(tok.eos_id)]
+    outside = [good[0]] + [tok.base_vocab[n] for n in ("Bar_None", "Position_17", "Pitch_60", "Velocity_79", "Duration_1.0.4")]
+
+    class Decodes:  # a codec stub whose decodings are known
+        config = SimpleNamespace(d_latent=4)
+
+        def parameters(self):
+            return iter([torch.zeros(1)])
+
+        def generate(self, z):
+            return [good, [tok.bar_id], outside, good, outside][: len(z)]
+
+    faults = prior_faults(Decodes(), tok, 5, seed=0)
+    assert faults == {"no leading Program token": 1, "position N outside a N-position bar": 2}
 
 
 def test_parse_bar_reads_notes_and_rejects_bad_grammar():
@@ -141,9 +189,11 @@ def test_parse_bar_reads_notes_and_rejects_bad_grammar():
     ts, notes = parse_bar(bar)
     assert ts == (3, 4)
     assert notes == [BarNote(0, 60, 79, "1.0.4"), BarNote(0, 64, 79, "0.2.4"), BarNote(8, 67, 63, "1.0.4")]
-    for broken in (bar[1:], bar[:-1], bar[:10] + ["Position_0"] + bar[11:], bar[:2] + ["Position_12"] + bar[3:],
-                   ["Bar_None", "Position_3"]):
-        with pytest.raises(GrammarError):
+    for broken, reason in ((bar[1:], "must start with Bar"), (bar[:-1], "cut short"),
+                           (bar[:10] + ["Position_0"] + bar[11:], "out of order"),
+                           (bar[:2] + ["Position_12"] + bar[3:], "outside a 12-position bar"),
+                           (["Bar_None", "Position_3"], "neither a note nor a tempo")):
+        with pytest.raises(GrammarError, match=reason):
             parse_bar(broken)
 
 

@@ -54,6 +54,13 @@ def test_resumed_run_reproduces_the_uninterrupted_losses(fixture_dataset, tmp_pa
     assert elapsed == sorted(elapsed)  # the clock carries on over the resume
 
 
+def test_a_run_resumes_only_with_the_settings_it_began_with(fixture_dataset, tmp_path):
+    train(_task(fixture_dataset, 3), _config(tmp_path, 3))
+    with pytest.raises(ValueError, match=r"other settings \(model.dropout differ\)"):
+        train(_task(fixture_dataset, 6, dropout=0.0), _config(tmp_path, 6))
+    assert sorted(train(_task(fixture_dataset, 6), _config(tmp_path, 6)).losses) == [3, 4, 5]
+
+
 def test_checkpoint_reloads_strictly_into_an_identical_model(fixture_dataset, tmp_path):
     task = _task(fixture_dataset, 3)
     train(task, _config(tmp_path, 3))

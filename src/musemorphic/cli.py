@@ -130,25 +130,35 @@ def train_phrase_vae(
 ) -> None:
     """Train a PhraseVAE with the three-stage curriculum (infilling, autoencoder, VAE).
 
-    With --init, training goes on from a trained model (its size, not --preset) and skips
-    straight to the VAE stage at full beta: e.g. to add --factorize to a trained codec.
+    With --init, training goes on from a trained model (its size and dropout, not --preset)
+    and skips straight to the VAE stage at full beta, weighed as that model's training weighed
+    it: e.g. to add --factorize to a trained codec. A run folder that holds a checkpoint resumes
+    with the model and curriculum saved there (--preset, --init and --factorize then do nothing).
     """
     import torch
 
     from musemorphic.data.augment import AugmentConfig
     from musemorphic.data.dataset import PhraseDataset
     from musemorphic.data.phrase_batches import PhraseBatcher
+    from musemorphic.models.phrase_vae import PhraseVAE, PhraseVAEConfig
+    from musemorphic.training.checkpoint import checkpoint_exists, read_checkpoint_config
     from musemorphic.training.loop import TrainConfig
     from musemorphic.training.phrase_vae import CurriculumConfig, PhraseVAETask, build_phrase_vae, load_phrase_vae
 
     torch.set_num_threads(threads)
     dataset = PhraseDataset(data, split="train")
     torch.manual_seed(seed)
-    if init is not None:
+    if checkpoint_exists(out / "checkpoint"):  # go on as the run began, whatever today's defaults
+        saved = read_checkpoint_config(out / "checkpoint")
+        model = PhraseVAE(PhraseVAEConfig.from_dict(saved["model"]), torch.from_numpy(dataset.tokenizer.music_features()))
+        curriculum = CurriculumConfig.from_dict(saved["curriculum"])
+        preset = f"resumed with the model and curriculum saved in {out / 'checkpoint'}"
+    elif init is not None:
         model, tokenizer = load_phrase_vae(init)
         if tokenizer.to_json() != dataset.tokenizer.to_json():
             raise typer.BadParameter(f"{init}: its tokenizer differs from {data}'s; prepare the data with that tokenizer")
-        curriculum = CurriculumConfig.fine_tune(factorize=factorize)
+        trained_with = CurriculumConfig.from_dict(read_checkpoint_config(init)["curriculum"])
+        curriculum = CurriculumConfig.fine_tune(factorize=factorize, beta_per=trained_with.beta_per)
         preset = f"from {init}"
     else:
         model = build_phrase_vae(dataset.tokenizer, preset)
@@ -379,6 +389,11 @@ def eval_phrase_vae(
         print(json.dumps(report.to_dict()))
         return
     for name, value in report.to_dict().items():
+        if isinstance(value, dict):  # prior faults: one line per reason
+            console.print(f"{name:>22}:" + ("" if value else " none" if report.prior_samples else " (no samples)"))
+            for reason, count in value.items():
+                console.print(f"{count:>24}  {reason}", markup=False)
+            continue
         console.print(f"{name:>22}: {value:.4f}" if isinstance(value, float) else f"{name:>22}: {value}")
 
 

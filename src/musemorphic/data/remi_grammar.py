@@ -43,8 +43,10 @@ def parse_bar(names: list[str], positions_per_beat: int = 4) -> tuple[tuple[int,
         if kind != "Position":
             raise GrammarError(f"expected Position at token {i}, got {names[i]}")
         new_position = int(value)
-        if new_position <= position or new_position >= n_positions:
-            raise GrammarError(f"position {new_position} out of order or outside a {n_positions}-position bar")
+        if new_position >= n_positions:
+            raise GrammarError(f"position {new_position} outside a {n_positions}-position bar")
+        if new_position <= position:
+            raise GrammarError(f"position {new_position} out of order (after {position})")
         position = new_position
         i += 1
         if i < len(names) and names[i].startswith("Tempo_"):

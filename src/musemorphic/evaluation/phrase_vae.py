@@ -6,12 +6,17 @@ On held-out bars (non-empty ones for the headline figures; empty bars apart):
 - note precision / recall / F1 on (onset, pitch), plus duration and velocity agreement of
   the matched notes;
 - mean KL to N(0, I) per bar, and active dimensions (variance of mu over bars > 0.01);
+- how the codes spread: the median posterior standard deviation (over bars and dimensions)
+  and the median over dimensions of mu's standard deviation across bars. Their ratio says how
+  tightly a bar is pinned down against how far apart bars lie;
 - prior validity: the share of bars greedily decoded from z ~ N(0, I) that are grammatical
-  REMI+ (`data/remi_grammar.py`) and decode to MIDI.
+  REMI+ (`data/remi_grammar.py`) and decode to MIDI, and why the others fail.
 """
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -40,8 +45,11 @@ class PhraseVAEReport:
     empty_bar_exact_rate: float
     mean_kl: float
     active_dims: int
-    prior_grammatical: float
+    posterior_std_median: float  # median of exp(logvar / 2) over non-empty bars and dimensions
+    mean_spread_median: float  # median over dimensions of the std of mu across bars
+    prior_grammatical: float | None  # None without prior samples
     prior_samples: int
+    prior_faults: dict[str, int]  # why the ungrammatical prior samples fail, by message
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -55,14 +63,20 @@ def phrase_notes(tokenizer: PhraseTokenizer, base_ids: list[int]) -> list[BarNot
         return []
 
 
-def is_valid_phrase(tokenizer: PhraseTokenizer, ids: list[int]) -> bool:
-    """Grammatical REMI+ with a leading Program, and miditok decodes it to MIDI."""
+def phrase_fault(tokenizer: PhraseTokenizer, ids: list[int]) -> str | None:
+    """Why a decoded phrase is not grammatical REMI+ with a leading Program that miditok
+    decodes to MIDI, as a message with its numbers replaced by N; None if it is."""
     try:
         bar = grammatical_bar(tokenizer, ids)
+    except GrammarError as error:
+        return re.sub(r"\d+", "N", str(error))
+    except (KeyError, IndexError) as error:  # ids outside the vocabulary
+        return f"unknown tokens ({type(error).__name__})"
+    try:
         tokenizer.decode_song(SongTokens([TrackTokens(tokenizer.program_by_id[ids[0]], [bar])], []))
-    except (GrammarError, KeyError, ValueError, IndexError):
-        return False
-    return True
+    except (KeyError, ValueError, IndexError) as error:
+        return f"not decodable to MIDI ({type(error).__name__})"
+    return None
 
 
 @torch.no_grad()
@@ -85,7 +99,7 @@ def evaluate_phrase_vae(
     n_notes = dataset.shard.columns["phrase_n_notes"][dataset.phrase_indices[positions]]
     correct = total = exact = empty_exact = 0
     matched = n_ref = n_pred = same_duration = same_velocity = 0
-    mus, kls = [], []
+    mus, kls, stds = [], [], []
     for start in range(0, len(positions), batch_size):
         chunk = slice(start, start + batch_size)
         ids = batcher.encode(positions[chunk]).to(device)  # (B, T)
@@ -94,8 +108,11 @@ def evaluate_phrase_vae(
         correct += int((logits.argmax(-1) == ids)[real].sum())
         total += int(real.sum())
         empty = n_notes[chunk] == 0
-        mus.append(mu[~torch.from_numpy(empty)].float().cpu())
-        kls.append((0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar)).sum(-1)[~torch.from_numpy(empty)].cpu())
+        sounding = ~torch.from_numpy(empty)
+        mean, log_var = mu[sounding].float().cpu(), logvar[sounding].float().cpu()  # (B', Z)
+        mus.append(mean)
+        kls.append(0.5 * (mean.pow(2) + log_var.exp() - 1 - log_var).sum(-1))
+        stds.append((0.5 * log_var).exp())
         decoded = model.generate(mu)
         for row, out, is_empty in zip(ids.tolist(), decoded, empty, strict=True):
             target = codec_ids_to_base(tok, row[: row.index(model.config.eos_id)])
@@ -113,6 +130,7 @@ def evaluate_phrase_vae(
         if progress is not None:
             progress(min(start + batch_size, len(positions)), len(positions))
     mu_all = torch.cat(mus) if mus else torch.zeros(0, model.config.d_latent)
+    faults = prior_faults(model, tok, prior_samples, seed)
     n_full = int((n_notes > 0).sum())
     n_empty = len(positions) - n_full
     precision = matched / max(n_pred, 1)
@@ -129,24 +147,27 @@ def evaluate_phrase_vae(
         duration_match=same_duration / max(matched, 1),
         velocity_match=same_velocity / max(matched, 1),
         empty_bar_exact_rate=empty_exact / max(n_empty, 1),
-        mean_kl=float(torch.cat(kls).mean()) if kls else 0.0,
+        mean_kl=float(torch.cat(kls).mean()) if n_full else 0.0,
         active_dims=int((mu_all.var(dim=0) > 0.01).sum()) if len(mu_all) > 1 else 0,
-        prior_grammatical=prior_validity(model, tok, prior_samples, seed),
+        posterior_std_median=float(torch.cat(stds).median()) if n_full else 0.0,
+        mean_spread_median=float(mu_all.std(dim=0).median()) if len(mu_all) > 1 else 0.0,
+        prior_grammatical=(1 - faults.total() / prior_samples) if prior_samples else None,
         prior_samples=prior_samples,
+        prior_faults=dict(faults.most_common()),
     )
 
 
 @torch.no_grad()
-def prior_validity(model: PhraseVAE, tokenizer: PhraseTokenizer, n: int, seed: int) -> float:
-    if n == 0:
-        return 0.0
+def prior_faults(model: PhraseVAE, tokenizer: PhraseTokenizer, n: int, seed: int) -> Counter[str]:
+    """How many of `n` bars greedily decoded from z ~ N(0, I) fail, by `phrase_fault`."""
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed)
     z = torch.randn(n, model.config.d_latent, generator=generator).to(device)
-    valid = 0
+    faults: Counter[str] = Counter()
     for start in range(0, n, 128):
-        valid += sum(is_valid_phrase(tokenizer, ids) for ids in model.generate(z[start : start + 128]))
-    return valid / n
+        faults.update(phrase_fault(tokenizer, ids) for ids in model.generate(z[start : start + 128]))
+    faults.pop(None, None)
+    return faults
 
 
 def _matched_pairs(reference: list[BarNote], predicted: list[BarNote]) -> list[tuple[BarNote, BarNote]]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import json
 import math
 import os
 import time
@@ -137,6 +138,7 @@ def train(
     start_step, elapsed_before = 0, 0.0  # steps and training seconds of the runs this one resumes
     if checkpoint_exists(ckpt_dir):
         ckpt = load_checkpoint(ckpt_dir)
+        _check_same_settings(ckpt_dir, ckpt.config, task.checkpoint_config())
         model.load_state_dict(ckpt.weights, strict=True)
         optimizer.load_state_dict(ckpt.optimizer_state)
         start_step = ckpt.step
@@ -205,6 +207,30 @@ def _checkpoint(task, model, optimizer, zclip, config, step, elapsed_s, ckpt_dir
         save_checkpoint(ckpt_dir, model, task.checkpoint_config(), optimizer=optimizer, extra_state=extra, step=step)
     if world > 1:
         dist.barrier()
+
+
+def _check_same_settings(ckpt_dir: Path, saved: dict, current: dict) -> None:
+    """A resumed run must go on with the model and task settings it began with (settings
+    newer than the checkpoint, absent from it, are let through)."""
+    changed = _changed_settings(saved, json.loads(json.dumps(current)))  # as the checkpoint stores it
+    if changed:
+        raise ValueError(
+            f"{ckpt_dir}: the run there began with other settings ({', '.join(changed)} differ); "
+            "resume it with the options and data it began with, or train into a new folder"
+        )
+
+
+def _changed_settings(saved: dict, current: dict, prefix: str = "") -> list[str]:
+    """Dotted names of the settings in `saved` that `current` lacks or holds otherwise."""
+    changed = []
+    for key, value in saved.items():
+        if key not in current:
+            changed.append(prefix + key)
+        elif isinstance(value, dict) and isinstance(current[key], dict):
+            changed += _changed_settings(value, current[key], f"{prefix}{key}.")
+        elif value != current[key]:
+            changed.append(prefix + key)
+    return changed
 
 
 def _grad_norm(model: nn.Module) -> float:

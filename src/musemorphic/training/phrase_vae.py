@@ -9,8 +9,9 @@ Stages (seed 000, section 3.3), by share of the total steps:
    whose batch-mean KL is under `free_bits` nats is not pushed further toward the prior,
    which keeps the posterior from collapsing.
 
-The seed's reconstruction term is -log p(x|z), summed over the phrase's tokens, so beta
-weighs the KL against a whole phrase (`beta_per="phrase"`). The loss is that per-phrase ELBO
+The seed's reconstruction term is -log p(x|z) (here the label-smoothed token cross-entropy),
+summed over the phrase's tokens, so beta weighs the KL against a whole phrase
+(`beta_per="phrase"`). The loss is that per-phrase ELBO
 divided by the batch's mean phrase length, to keep it on the per-token scale of the logs.
 Codecs trained before this (`beta_per="token"`) weighed the KL against one token's mean
 loss: a KL weight about 16 times the seed's on POP909 bars (their mean length in tokens).
