@@ -30,6 +30,7 @@ from musemorphic.experiments.factorization import (
 from musemorphic.generation.transpose import pitch_direction
 from musemorphic.models.pianoroll_encoder import PianoRollEncoder, pianoroll_encoder_config
 from musemorphic.training.factorization import FactorizationConfig
+from musemorphic.training.checkpoint import read_checkpoint_config
 from musemorphic.training.loop import TrainConfig
 from musemorphic.training.phrase_vae import CurriculumConfig, load_phrase_vae
 
@@ -57,7 +58,7 @@ def codec_figures(checkpoint: Path, data: Path, n_bars: int, n_transpose: int, m
     test, train = PhraseDataset(data, "test"), PhraseDataset(data, "train")
     start = time.perf_counter()
     bars, programs = pitched_bars(test, n_bars, 0, model.config.max_len)
-    shifts = CurriculumConfig()  # the shift sizes --factorize trains with
+    shifts = CurriculumConfig.from_dict(read_checkpoint_config(checkpoint)["curriculum"])  # the shift sizes it trained with
     embed = phrase_embed(model, tokenizer, bars, programs)
     figures = measure_factorization(embed, len(bars), shifts.max_pitch_shift, shifts.max_time_shift).to_dict()
     reconstruction = evaluate_phrase_vae(model, test, max_bars=max_bars, prior_samples=500).to_dict()
