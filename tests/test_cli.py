@@ -79,6 +79,12 @@ def test_train_phrase_vae_resumes_and_fine_tunes_as_the_run_was_trained(fixture_
     assert result.exit_code == 0, result.output
     tuned = json.loads((tmp_path / "tuned" / "checkpoint" / "config.json").read_text())
     assert tuned["curriculum"]["beta_per"] == "token" and tuned["curriculum"]["infill_fraction"] == 0.0
+    shipped_recipe = ["--steps", "1", "--beta-per", "token", "--dropout", "0.1", "-o", str(tmp_path / "old")]
+    assert runner.invoke(app, train + shipped_recipe).exit_code == 0
+    old = json.loads((tmp_path / "old" / "checkpoint" / "config.json").read_text())
+    assert old["curriculum"]["beta_per"] == "token" and old["model"]["dropout"] == 0.1
+    result = runner.invoke(app, train + ["--steps", "1", "--beta-per", "bar", "-o", str(tmp_path / "bad")])
+    assert result.exit_code != 0 and "phrase or token" in result.output
 
 
 def test_generate_writes_midi_and_a_piano_roll(fixture_dataset, tmp_path):

@@ -127,13 +127,16 @@ def train_phrase_vae(
     threads: int = typer.Option(1, help="CPU threads for torch (1 is fastest on small shared-core machines)."),
     factorize: float = typer.Option(0.0, help="Weight of the pitch/time factorization regulariser (0 = off)."),
     init: Optional[Path] = typer.Option(None, help="Start from this PhraseVAE checkpoint's weights, in the VAE stage."),
+    dropout: Optional[float] = typer.Option(None, help="Dropout (default: the preset's; the shipped codec used 0.1)."),
+    beta_per: str = typer.Option("phrase", help="Weigh the KL against a whole phrase (the seed's loss) or one token (the shipped codec's)."),
 ) -> None:
     """Train a PhraseVAE with the three-stage curriculum (infilling, autoencoder, VAE).
 
     With --init, training goes on from a trained model (its size and dropout, not --preset)
     and skips straight to the VAE stage at full beta, weighed as that model's training weighed
     it: e.g. to add --factorize to a trained codec. A run folder that holds a checkpoint resumes
-    with the model and curriculum saved there (--preset, --init and --factorize then do nothing).
+    with the model and curriculum saved there (--preset, --init, --factorize, --dropout and
+    --beta-per then do nothing). The shipped codec is `--steps 4000 --dropout 0.1 --beta-per token`.
     """
     import torch
 
@@ -145,6 +148,8 @@ def train_phrase_vae(
     from musemorphic.training.loop import TrainConfig
     from musemorphic.training.phrase_vae import CurriculumConfig, PhraseVAETask, build_phrase_vae, load_phrase_vae
 
+    if beta_per not in ("phrase", "token"):
+        raise typer.BadParameter(f"--beta-per must be phrase or token, not {beta_per!r}")
     torch.set_num_threads(threads)
     dataset = PhraseDataset(data, split="train")
     torch.manual_seed(seed)
@@ -161,8 +166,8 @@ def train_phrase_vae(
         curriculum = CurriculumConfig.fine_tune(factorize=factorize, beta_per=trained_with.beta_per)
         preset = f"from {init}"
     else:
-        model = build_phrase_vae(dataset.tokenizer, preset)
-        curriculum = CurriculumConfig(factorize=factorize)
+        model = build_phrase_vae(dataset.tokenizer, preset, **({} if dropout is None else {"dropout": dropout}))
+        curriculum = CurriculumConfig(factorize=factorize, beta_per=beta_per)
     batcher = PhraseBatcher(dataset, model.config.max_len, AugmentConfig() if augment else None)
     task = PhraseVAETask(model, batcher, total_steps=steps, batch_size=batch_size, seed=seed, curriculum=curriculum)
     config = TrainConfig(out_dir=str(out), steps=steps, batch_size=batch_size, lr=lr, seed=seed,
