@@ -61,8 +61,10 @@ def _tiny_checkpoints(dataset, tmp_path):
 
 
 def test_train_phrase_vae_resumes_and_fine_tunes_as_the_run_was_trained(fixture_dataset_dir, tmp_path):
-    """A codec trained before beta was weighed per phrase (and with dropout) goes on that way."""
-    train = ["train", "phrase-vae", "--data", str(fixture_dataset_dir), "--preset", "tiny", "--batch-size", "8"]
+    """A run saved before `beta_per` existed (so weighed per token), with dropout, goes on that
+    way whatever the flags say; so does a fine-tuning of it."""
+    train = ["train", "phrase-vae", "--data", str(fixture_dataset_dir), "--preset", "tiny", "--batch-size", "8",
+             "--beta-per", "phrase"]
     result = runner.invoke(app, train + ["--steps", "4", "-o", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
     config_path = tmp_path / "run" / "checkpoint" / "config.json"
@@ -79,11 +81,11 @@ def test_train_phrase_vae_resumes_and_fine_tunes_as_the_run_was_trained(fixture_
     assert result.exit_code == 0, result.output
     tuned = json.loads((tmp_path / "tuned" / "checkpoint" / "config.json").read_text())
     assert tuned["curriculum"]["beta_per"] == "token" and tuned["curriculum"]["infill_fraction"] == 0.0
-    shipped_recipe = ["--steps", "1", "--beta-per", "token", "--dropout", "0.1", "-o", str(tmp_path / "old")]
-    assert runner.invoke(app, train + shipped_recipe).exit_code == 0
+    defaults = train[:-2] + ["--steps", "1", "--dropout", "0.1", "-o", str(tmp_path / "old")]  # the shipped recipe
+    assert runner.invoke(app, defaults).exit_code == 0
     old = json.loads((tmp_path / "old" / "checkpoint" / "config.json").read_text())
     assert old["curriculum"]["beta_per"] == "token" and old["model"]["dropout"] == 0.1
-    result = runner.invoke(app, train + ["--steps", "1", "--beta-per", "bar", "-o", str(tmp_path / "bad")])
+    result = runner.invoke(app, train[:-2] + ["--steps", "1", "--beta-per", "bar", "-o", str(tmp_path / "bad")])
     assert result.exit_code != 0 and "phrase or token" in result.output
 
 

@@ -74,7 +74,7 @@ def generator(fixture_dataset, tmp_path_factory) -> MusicGenerator:
     codec = build_phrase_vae(fixture_dataset.tokenizer, "tiny", d_latent=16)
     batcher = PhraseBatcher(fixture_dataset, codec.config.max_len, nonempty_only=True)
     task = PhraseVAETask(codec, batcher, total_steps=150, batch_size=32, seed=0,
-                         curriculum=CurriculumConfig(infill_fraction=0.0, ae_fraction=0.6, beta=0.2))
+                         curriculum=CurriculumConfig(infill_fraction=0.0, ae_fraction=0.6, beta=0.2, beta_per="phrase"))
     train(task, TrainConfig(out_dir=str(tmp_path_factory.mktemp("codec")), steps=150, lr=3e-3, warmup_steps=10, checkpoint_every=150))
     prior = build_latent_mamba(fixture_dataset, "tiny", d_latent=16)
     return MusicGenerator(codec, fixture_dataset.tokenizer, prior, default_programs=[0, 33])

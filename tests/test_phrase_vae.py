@@ -63,7 +63,7 @@ def test_beta_weighs_the_kl_against_a_whole_phrase(fixture_dataset):
     assert mean_length > 2 and terms["token"] > 0
     assert terms["phrase"] == pytest.approx(terms["token"] / mean_length, rel=1e-4)
     assert CurriculumConfig.from_dict({"beta": 0.01}).beta_per == "token"
-    assert CurriculumConfig.from_dict(CurriculumConfig().to_dict()).beta_per == "phrase"
+    assert CurriculumConfig.from_dict(CurriculumConfig(beta_per="phrase").to_dict()).beta_per == "phrase"
     with pytest.raises(ValueError, match="beta_per"):
         CurriculumConfig(beta_per="bar")
 

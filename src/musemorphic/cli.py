@@ -128,7 +128,7 @@ def train_phrase_vae(
     factorize: float = typer.Option(0.0, help="Weight of the pitch/time factorization regulariser (0 = off)."),
     init: Optional[Path] = typer.Option(None, help="Start from this PhraseVAE checkpoint's weights, in the VAE stage."),
     dropout: Optional[float] = typer.Option(None, help="Dropout (default: the preset's; the shipped codec used 0.1)."),
-    beta_per: str = typer.Option("phrase", help="Weigh the KL against a whole phrase (the seed's loss) or one token (the shipped codec's)."),
+    beta_per: str = typer.Option("token", help="Weigh the KL against one token (the shipped codec's) or a whole phrase (the seed's loss; sharper codes the prior handles worse)."),
 ) -> None:
     """Train a PhraseVAE with the three-stage curriculum (infilling, autoencoder, VAE).
 
@@ -136,7 +136,7 @@ def train_phrase_vae(
     and skips straight to the VAE stage at full beta, weighed as that model's training weighed
     it: e.g. to add --factorize to a trained codec. A run folder that holds a checkpoint resumes
     with the model and curriculum saved there (--preset, --init, --factorize, --dropout and
-    --beta-per then do nothing). The shipped codec is `--steps 4000 --dropout 0.1 --beta-per token`.
+    --beta-per then do nothing). The shipped codec is `--steps 4000 --dropout 0.1`.
     """
     import torch
 

@@ -9,12 +9,14 @@ Stages (seed 000, section 3.3), by share of the total steps:
    whose batch-mean KL is under `free_bits` nats is not pushed further toward the prior,
    which keeps the posterior from collapsing.
 
-The seed's reconstruction term is -log p(x|z) (here the label-smoothed token cross-entropy),
-summed over the phrase's tokens, so beta weighs the KL against a whole phrase
-(`beta_per="phrase"`). The loss is that per-phrase ELBO
-divided by the batch's mean phrase length, to keep it on the per-token scale of the logs.
-Codecs trained before this (`beta_per="token"`) weighed the KL against one token's mean
-loss: a KL weight about 16 times the seed's on POP909 bars (their mean length in tokens).
+KL weighting (`beta_per`). By default (`"token"`) beta weighs the KL against one token's
+mean reconstruction loss, as the shipped codec was trained. The seed's reconstruction term is
+-log p(x|z) (here the label-smoothed token cross-entropy) summed over the phrase's tokens, so
+its beta weighs the KL against a whole phrase (`"phrase"`: the loss is that per-phrase ELBO
+divided by the batch's mean phrase length, to stay on the per-token scale of the logs), a KL
+weight about 16 times smaller on POP909 bars (their mean length in tokens). `"phrase"` codes
+bars more sharply and reconstructs them better, but a LatentMamba prior trained the same way
+on its latents generates worse music (BENCHMARKS.md, issue 5), hence the default.
 
 Optional factorization regulariser (seed 001, `factorize > 0`): each step also encodes
 `factorize_bars` pitched, non-empty bars of the batch and four shifted copies of each (two
@@ -55,7 +57,7 @@ class CurriculumConfig:
     factorize_bars: int = 8  # bars per step it looks at (each encoded 5 times)
     max_pitch_shift: int = 6  # semitones
     max_time_shift: int = 4  # REMI positions (a quarter of the 1/d beat: sixteenths in n/4)
-    beta_per: str = "phrase"  # "phrase" (the seed's loss) or "token" (codecs trained before it)
+    beta_per: str = "token"  # "token" (the shipped codec's) or "phrase" (the seed's loss)
 
     def __post_init__(self):
         if self.beta_per not in ("phrase", "token"):
@@ -71,7 +73,7 @@ class CurriculumConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> CurriculumConfig:
-        """A saved curriculum; one saved before `beta_per` existed weighed beta per token."""
+        """A saved curriculum (one saved before `beta_per` existed weighed beta per token)."""
         return cls(**{"beta_per": "token", **d})
 
 
