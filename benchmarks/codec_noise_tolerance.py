@@ -3,8 +3,9 @@
 `--bars` random non-empty test-split bars of a dataset are encoded to their posterior means;
 each codec then decodes (greedily) mu + sigma * noise for every `--sigma`, the same noise draws
 for every codec. Per sigma: the share of grammatical decodings (`phrase_fault`), note F1 on
-(onset, pitch) against the original bar, and the share of decoded notes whose pitch class the
-original bar holds. A prior's draws miss the code by about the RMS error of its prediction;
+(onset, pitch) against the original bar (an ungrammatical decoding writes no notes, as the
+generator leaves it silent), and the share of written notes whose pitch class the original bar
+holds. A prior's draws miss the code by about the RMS error of its prediction;
 a decoder is useful to it only as far as these figures hold up at that distance.
 
     OMP_NUM_THREADS=1 python benchmarks/codec_noise_tolerance.py --data data/pop909 \
@@ -43,7 +44,8 @@ def tolerance(checkpoint: str, data: str, n_bars: int, sigmas: list[float], seed
         decoded = model.generate(mu + sigma * noise)
         grammatical = matched = n_ref = n_pred = in_key = 0
         for original, out in zip(originals, decoded, strict=True):
-            if phrase_fault(tokenizer, out) is not None:
+            if phrase_fault(tokenizer, out) is not None:  # writes nothing: every original note is missed
+                n_ref += len(original)
                 continue
             grammatical += 1
             notes = phrase_notes(tokenizer, codec_ids_to_base(tokenizer, out))
