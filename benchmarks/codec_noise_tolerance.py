@@ -23,7 +23,7 @@ import torch
 from common import machine
 from musemorphic.data.dataset import PhraseDataset
 from musemorphic.data.phrase_batches import PhraseBatcher, codec_ids_to_base
-from musemorphic.data.remi_grammar import note_f1
+from musemorphic.data.remi_grammar import note_f1, precision_recall_f1
 from musemorphic.evaluation.phrase_vae import phrase_fault, phrase_notes
 from musemorphic.training.phrase_vae import load_phrase_vae
 
@@ -53,10 +53,9 @@ def tolerance(checkpoint: str, data: str, n_bars: int, sigmas: list[float], seed
             matched, n_ref, n_pred = matched + m, n_ref + r, n_pred + p
             classes = {n.pitch % 12 for n in original}
             in_key += sum(n.pitch % 12 in classes for n in notes)
-        precision, recall = matched / max(n_pred, 1), matched / max(n_ref, 1)
         rows[str(sigma)] = {
             "grammatical": round(grammatical / len(decoded), 3),
-            "note_f1": round(2 * precision * recall / max(precision + recall, 1e-12), 3),
+            "note_f1": round(precision_recall_f1(matched, n_ref, n_pred)[2], 3),
             "pitch_classes_kept": round(in_key / max(n_pred, 1), 3),
         }
     return {"bars": len(positions), "by_sigma": rows}

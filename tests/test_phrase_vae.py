@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from musemorphic.data.remi_grammar import BarNote, GrammarError, note_f1, parse_bar
+from musemorphic.data.remi_grammar import BarNote, GrammarError, note_f1, parse_bar, precision_recall_f1
 from musemorphic.data.phrase_batches import PhraseBatcher, codec_ids_to_base
 from musemorphic.evaluation.phrase_vae import evaluate_phrase_vae, phrase_fault, prior_faults
 from musemorphic.models.phrase_vae import kl_per_dim, phrase_vae_config
@@ -201,6 +201,8 @@ def test_note_f1_counts_onset_and_pitch_matches():
     ref = [BarNote(0, 60, 80, "1.0.4"), BarNote(4, 62, 80, "1.0.4"), BarNote(8, 64, 80, "1.0.4")]
     pred = [BarNote(0, 60, 50, "0.1.4"), BarNote(4, 63, 80, "1.0.4")]
     assert note_f1(ref, pred) == (1, 3, 2)
+    assert precision_recall_f1(1, 3, 2) == pytest.approx((0.5, 1 / 3, 0.4))
+    assert precision_recall_f1(0, 0, 0) == (0.0, 0.0, 0.0)
 
 
 @pytest.mark.parametrize("bucket_size", [7, 50, 10**6])

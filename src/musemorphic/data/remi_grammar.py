@@ -72,3 +72,9 @@ def note_f1(reference: list[BarNote], predicted: list[BarNote]) -> tuple[int, in
     ref = Counter((n.position, n.pitch) for n in reference)
     pred = Counter((n.position, n.pitch) for n in predicted)
     return sum((ref & pred).values()), len(reference), len(predicted)
+
+
+def precision_recall_f1(matched: int, n_reference: int, n_predicted: int) -> tuple[float, float, float]:
+    """Note precision, recall and F1 from `note_f1`'s counts (summed over bars)."""
+    precision, recall = matched / max(n_predicted, 1), matched / max(n_reference, 1)
+    return precision, recall, 2 * precision * recall / max(precision + recall, 1e-12)

@@ -25,7 +25,7 @@ import torch
 
 from musemorphic.data.dataset import PhraseDataset
 from musemorphic.data.phrase_batches import PhraseBatcher, codec_ids_to_base, grammatical_bar
-from musemorphic.data.remi_grammar import BarNote, GrammarError, note_f1, parse_bar
+from musemorphic.data.remi_grammar import BarNote, GrammarError, note_f1, parse_bar, precision_recall_f1
 from musemorphic.data.tokenizer import PhraseTokenizer, SongTokens, TrackTokens
 from musemorphic.models.phrase_vae import PhraseVAE, kl_per_dim
 
@@ -133,8 +133,7 @@ def evaluate_phrase_vae(
     faults = prior_faults(model, tok, prior_samples, seed)
     n_full = int((n_notes > 0).sum())
     n_empty = len(positions) - n_full
-    precision = matched / max(n_pred, 1)
-    recall = matched / max(n_ref, 1)
+    precision, recall, f1 = precision_recall_f1(matched, n_ref, n_pred)
     return PhraseVAEReport(
         bars=n_full,
         empty_bars=n_empty,
@@ -143,7 +142,7 @@ def evaluate_phrase_vae(
         exact_bar_rate=exact / max(n_full, 1),
         note_precision=precision,
         note_recall=recall,
-        note_f1=2 * precision * recall / max(precision + recall, 1e-12),
+        note_f1=f1,
         duration_match=same_duration / max(matched, 1),
         velocity_match=same_velocity / max(matched, 1),
         empty_bar_exact_rate=empty_exact / max(n_empty, 1),
