@@ -124,6 +124,7 @@ def test_report_of_an_untrained_model_is_well_formed(fixture_dataset):
     model = build_phrase_vae(fixture_dataset.tokenizer, "tiny")
     report = evaluate_phrase_vae(model, fixture_dataset, max_bars=40, prior_samples=8)
     assert report.bars + report.empty_bars == 40
+    assert report.mean_phrase_tokens >= 3  # Program, Bar, EOS at the least
     assert 0 <= report.token_accuracy < 0.5  # untrained: near chance
     assert 0 <= report.note_f1 <= 1 and 0 <= report.prior_grammatical <= 1
     assert set(report.to_dict()) >= {"token_accuracy", "exact_bar_rate", "note_f1", "mean_kl", "active_dims"}

@@ -35,6 +35,7 @@ class PhraseVAEReport:
     bars: int
     empty_bars: int
     too_long_bars: int  # longer than the model's max_len, left out
+    mean_phrase_tokens: float  # codec tokens per phrase (Program and EOS included), empty bars too
     token_accuracy: float
     exact_bar_rate: float
     note_precision: float
@@ -138,6 +139,7 @@ def evaluate_phrase_vae(
         bars=n_full,
         empty_bars=n_empty,
         too_long_bars=batcher.n_too_long,
+        mean_phrase_tokens=total / max(len(positions), 1),
         token_accuracy=correct / max(total, 1),
         exact_bar_rate=exact / max(n_full, 1),
         note_precision=precision,
