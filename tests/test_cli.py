@@ -89,6 +89,26 @@ def test_train_phrase_vae_resumes_and_fine_tunes_as_the_run_was_trained(fixture_
     assert result.exit_code != 0 and "phrase or token" in result.output
 
 
+def test_train_phrase_vae_retrains_only_the_decoder_and_resumes_that_way(fixture_dataset_dir, tmp_path):
+    from safetensors.torch import load_file
+
+    train = ["train", "phrase-vae", "--data", str(fixture_dataset_dir), "--preset", "tiny", "--batch-size", "8"]
+    assert runner.invoke(app, train + ["--steps", "2", "-o", str(tmp_path / "base")]).exit_code == 0
+    init = tmp_path / "base" / "checkpoint"
+    bad = runner.invoke(app, train + ["--steps", "1", "--freeze-encoder", "-o", str(tmp_path / "bad")])
+    assert bad.exit_code != 0 and "--init" in bad.output
+    tune = train + ["--init", str(init), "--freeze-encoder", "--decoder-noise", "0.8", "-o", str(tmp_path / "tuned")]
+    assert runner.invoke(app, tune + ["--steps", "2"]).exit_code == 0
+    resumed = runner.invoke(app, train + ["--steps", "4", "-o", str(tmp_path / "tuned")])  # no flags: the saved curriculum
+    assert resumed.exit_code == 0, resumed.output
+    config = json.loads((tmp_path / "tuned" / "checkpoint" / "config.json").read_text())
+    assert config["step"] == 4 and config["curriculum"]["freeze_encoder"] and config["curriculum"]["decoder_noise"] == 0.8
+    old, new = load_file(init / "model.safetensors"), load_file(tmp_path / "tuned" / "checkpoint" / "model.safetensors")
+    same = {k: old[k].nan_to_num().equal(new[k].nan_to_num()) for k in old}  # the FME feature table holds NaNs
+    assert all(same[k] for k in old if k.startswith(("encoder", "bottleneck")))
+    assert not all(same[k] for k in old if k.startswith(("decoder", "head")))
+
+
 def test_generate_writes_midi_and_a_piano_roll(fixture_dataset, tmp_path):
     codec, prior = _tiny_checkpoints(fixture_dataset, tmp_path)
     out = tmp_path / "song.mid"

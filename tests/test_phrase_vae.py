@@ -68,6 +68,38 @@ def test_beta_weighs_the_kl_against_a_whole_phrase(fixture_dataset):
         CurriculumConfig(beta_per="bar")
 
 
+def test_a_frozen_encoder_keeps_every_code_while_the_decoder_learns_on_noisy_latents(fixture_dataset, tmp_path):
+    """--freeze-encoder: training steps move the decoder only; the encoder side stays in eval
+    mode (no power iterations, no dropout) even when the loop calls model.train()."""
+    torch.manual_seed(0)
+    model = build_phrase_vae(fixture_dataset.tokenizer, "tiny", dropout=0.2)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    curriculum = CurriculumConfig.fine_tune(decoder_noise=1.0, freeze_encoder=True)
+    task = PhraseVAETask(model, PhraseBatcher(fixture_dataset, 160), total_steps=3, batch_size=8, seed=0, curriculum=curriculum)
+    train(task, TrainConfig(out_dir=str(tmp_path / "run"), steps=3, batch_size=8, lr=1e-2, warmup_steps=0, log_every=1))
+    encoder_keys = {k for k in before if k.split(".")[0] in ("encoder_embedding", "encoder", "bottleneck")}
+    assert encoder_keys and any(k.endswith(".u") for k in encoder_keys)  # the power-iteration buffers too
+    after = {k: v.nan_to_num() for k, v in model.state_dict().items()}  # the FME feature table holds NaNs
+    assert all(torch.equal(after[k], before[k].nan_to_num()) for k in encoder_keys)
+    assert not all(torch.equal(after[k], before[k].nan_to_num()) for k in before.keys() - encoder_keys)
+    model.train()
+    assert model.decoder.training and not model.encoder.training and not model.bottleneck.training
+
+
+def test_decoder_noise_moves_the_decoders_latent_only(fixture_dataset):
+    model = build_phrase_vae(fixture_dataset.tokenizer, "tiny").eval()
+    ids = PhraseVAETask(model, PhraseBatcher(fixture_dataset, 160), total_steps=1, batch_size=8, seed=0).batch(0, 0)["ids"]
+    with torch.no_grad():
+        clean, mu, logvar = model(ids)
+        noisy, noisy_mu, noisy_logvar = model(ids, decoder_noise=1.0)
+        zero, _, _ = model(ids, decoder_noise=0.0)
+    assert torch.equal(mu, noisy_mu) and torch.equal(logvar, noisy_logvar)
+    assert torch.equal(clean, zero) and not torch.allclose(clean, noisy)
+    with pytest.raises(ValueError, match="decoder_noise"):
+        CurriculumConfig(decoder_noise=-0.1)
+    assert CurriculumConfig.from_dict(CurriculumConfig(decoder_noise=0.5, freeze_encoder=True).to_dict()).freeze_encoder
+
+
 def test_kl_per_dim_is_zero_at_the_prior():
     assert torch.allclose(kl_per_dim(torch.zeros(4, 3), torch.zeros(4, 3)), torch.zeros(3))
     assert kl_per_dim(torch.ones(4, 3), torch.zeros(4, 3)).tolist() == [0.5, 0.5, 0.5]

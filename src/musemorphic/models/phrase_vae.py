@@ -82,18 +82,41 @@ class PhraseVAE(nn.Module):
         self.latent_to_decoder = nn.Linear(c.d_latent, c.d_model)
         self.decoder = Transformer(c.n_decoder_layers, c.d_model, c.n_heads, c.dropout, c.sigma_reparam)
         self.head = nn.Linear(c.d_model, c.vocab_size)
+        self.encoder_frozen = False
 
     def forward(
-        self, ids: torch.Tensor, encoder_ids: torch.Tensor | None = None, sample: bool = False
+        self, ids: torch.Tensor, encoder_ids: torch.Tensor | None = None, sample: bool = False, decoder_noise: float = 0.0
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Teacher-forced pass: ids (B, T) -> logits (B, T, V), mu, logvar (B, Z).
 
         `encoder_ids` lets the encoder see a corrupted copy (span infilling); `sample` draws
-        z ~ q(z|x) instead of taking its mean.
+        z ~ q(z|x) instead of taking its mean; `decoder_noise` adds isotropic noise to the
+        decoder's z with a std drawn per row uniformly in [0, decoder_noise].
         """
         mu, logvar = self.encode(ids if encoder_ids is None else encoder_ids)
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if sample else mu
+        if decoder_noise > 0:
+            z = z + torch.randn_like(z) * torch.rand_like(z[:, :1]) * decoder_noise
         return self.decode_logits(z, self.decoder_inputs(ids)), mu, logvar
+
+    def encoder_side(self) -> tuple[nn.Module, ...]:
+        """The modules that map a phrase to (mu, logvar)."""
+        return self.encoder_embedding, self.encoder, self.bottleneck
+
+    def freeze_encoder(self) -> None:
+        """Train the decoder only: the encoder side gets no gradients and stays in eval mode
+        (no dropout, no power iterations), so every phrase keeps exactly its code."""
+        self.encoder_frozen = True
+        for module in self.encoder_side():
+            module.requires_grad_(False)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> PhraseVAE:
+        super().train(mode)
+        if self.encoder_frozen:
+            for module in self.encoder_side():
+                module.eval()
+        return self
 
     def encode(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, T) phrase ids (PAD-padded) -> mu, logvar (B, Z)."""

@@ -18,6 +18,12 @@ weight about 16 times smaller on POP909 bars (their mean length in tokens). `"ph
 bars more sharply and reconstructs them better, but a LatentMamba prior trained the same way
 on its latents generates worse music (BENCHMARKS.md, issue 5), hence the default.
 
+Decoder noise (`decoder_noise > 0`): in the VAE stage the decoder sees z plus isotropic
+Gaussian noise whose std is drawn per phrase, uniformly in [0, decoder_noise], so that it
+also learns to write a grammatical, plausible bar from a latent that misses every code, as a
+prior's samples do. With `freeze_encoder` only the decoder trains: the codes stay exactly as
+they were, so a prior and a critic trained on them still apply.
+
 Optional factorization regulariser (seed 001, `factorize > 0`): each step also encodes
 `factorize_bars` pitched, non-empty bars of the batch and four shifted copies of each (two
 transpositions, two onset shifts; data/bar_shifts.py) and adds `factorize` times the
@@ -58,10 +64,14 @@ class CurriculumConfig:
     max_pitch_shift: int = 6  # semitones
     max_time_shift: int = 4  # REMI positions (a quarter of the 1/d beat: sixteenths in n/4)
     beta_per: str = "token"  # "token" (the shipped codec's) or "phrase" (the seed's loss)
+    decoder_noise: float = 0.0  # largest std of the noise added to the decoder's z (0 = off)
+    freeze_encoder: bool = False  # train the decoder only (fine-tuning a trained codec)
 
     def __post_init__(self):
         if self.beta_per not in ("phrase", "token"):
             raise ValueError(f"beta_per must be 'phrase' or 'token', got {self.beta_per!r}")
+        if self.decoder_noise < 0:
+            raise ValueError(f"decoder_noise must be >= 0, got {self.decoder_noise}")
 
     @classmethod
     def fine_tune(cls, **overrides) -> CurriculumConfig:
@@ -116,6 +126,8 @@ class PhraseVAETask:
         self.batch_size = batch_size
         self.seed = seed
         self.curriculum = curriculum
+        if curriculum.freeze_encoder:
+            model.freeze_encoder()
 
     def stage(self, step: int) -> str:
         c = self.curriculum
@@ -171,7 +183,8 @@ class PhraseVAETask:
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor], step: int) -> tuple[torch.Tensor, dict[str, float]]:
         stage = self.stage(step)
         ids = batch["ids"]
-        logits, mu, logvar = model(ids, batch.get("encoder_ids"), sample=stage == "vae")
+        noise = self.curriculum.decoder_noise if stage == "vae" else 0.0
+        logits, mu, logvar = model(ids, batch.get("encoder_ids"), sample=stage == "vae", decoder_noise=noise)
         reconstruction = self.model.reconstruction_loss(logits, ids)
         kl = kl_per_dim(mu.float(), logvar.float())  # (Z,)
         beta = self.beta(step)
