@@ -129,7 +129,7 @@ def train_phrase_vae(
     init: Optional[Path] = typer.Option(None, help="Start from this PhraseVAE checkpoint's weights, in the VAE stage."),
     dropout: Optional[float] = typer.Option(None, help="Dropout (default: the preset's; the shipped codec used 0.1)."),
     beta_per: str = typer.Option("token", help="Weigh the KL against one token (the shipped codec's) or a whole phrase (the seed's loss; sharper codes the prior handles worse)."),
-    decoder_noise: float = typer.Option(0.0, help="In the VAE stage, add noise of std up to this to the decoder's latent (0 = off): a decoder that writes good bars from latents a prior samples."),
+    decoder_noise: float = typer.Option(0.0, min=0.0, help="In the VAE stage, add noise of std up to this to the decoder's latent (0 = off): a decoder that writes good bars from latents a prior samples."),
     freeze_encoder: bool = typer.Option(False, "--freeze-encoder", help="With --init: train the decoder only, so the codes (and a prior trained on them) stay valid."),
 ) -> None:
     """Train a PhraseVAE with the three-stage curriculum (infilling, autoencoder, VAE).
@@ -139,7 +139,7 @@ def train_phrase_vae(
     it: e.g. to add --factorize to a trained codec. A run folder that holds a checkpoint resumes
     with the model and curriculum saved there (--preset, --init, --factorize, --dropout and
     --beta-per then do nothing). The shipped codec is `--steps 4000 --dropout 0.1`.
-    `--init CODEC --freeze-encoder --decoder-noise 0.8` retrains only CODEC's decoder, on
+    `--init CODEC --freeze-encoder --decoder-noise 1.0` retrains only CODEC's decoder, on
     noisy latents, keeping its codes.
     """
     import torch
@@ -154,8 +154,6 @@ def train_phrase_vae(
 
     if beta_per not in ("phrase", "token"):
         raise typer.BadParameter(f"--beta-per must be phrase or token, not {beta_per!r}")
-    if decoder_noise < 0:
-        raise typer.BadParameter(f"--decoder-noise must be >= 0, not {decoder_noise}")
     if freeze_encoder and init is None:
         raise typer.BadParameter("--freeze-encoder needs --init: an untrained encoder would stay untrained")
     if freeze_encoder and factorize > 0:
