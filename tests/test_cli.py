@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 import midi_factory
 from musemorphic.cli import app
+from musemorphic.generation.scale_lock import scale_pitch_classes
 
 runner = CliRunner()
 
@@ -132,10 +133,11 @@ def test_train_latent_mamba_with_a_track_memory_and_a_scale_floor_then_generate(
             "--batch-size", "2", "--window", "12"]
     bad = runner.invoke(app, args + ["--track-memory", "1.5", "-o", str(tmp_path / "bad")])
     assert bad.exit_code != 0 and "--track-memory" in bad.output
-    result = runner.invoke(app, args + ["--track-memory", "0.5", "--min-log-scale", "-5", "-o", str(tmp_path / "run")])
+    result = runner.invoke(app, args + ["--track-memory", "0.5", "--min-log-scale", "-5", "--input-noise", "0.3", "-o", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
     config = json.loads((tmp_path / "run" / "checkpoint" / "config.json").read_text())
     assert config["model"]["track_memory_decay"] == 0.5 and config["model"]["min_log_scale"] == -5.0
+    assert config["model"]["input_noise"] == 0.3
     out = tmp_path / "song.mid"
     song = runner.invoke(app, ["generate", "--codec", str(codec), "--prior", str(tmp_path / "run" / "checkpoint"), "--bars", "3", "-o", str(out)])
     assert song.exit_code == 0, song.output
@@ -174,6 +176,13 @@ def test_shipped_models_generate_and_evaluate_offline(fixture_dataset_dir, tmp_p
     result = runner.invoke(app, ["generate", "-o", str(out), "--bars", "4", "--seed", "1"])
     assert result.exit_code == 0, result.output
     assert symusic.Score(str(out)).note_num() > 0
+    locked = tmp_path / "locked.mid"
+    result = runner.invoke(app, ["generate", "-o", str(locked), "--bars", "4", "--key", "Eb major", "--scale-lock", "50"])
+    assert result.exit_code == 0, result.output
+    pitches = [n.pitch for t in symusic.Score(str(locked)).tracks if not t.is_drum for n in t.notes]
+    assert pitches and all(p % 12 in scale_pitch_classes(3) for p in pitches)
+    bad = runner.invoke(app, ["generate", "-o", str(locked), "--scale-lock", "-1"])
+    assert bad.exit_code != 0 and "--scale-lock" in bad.output
     result = runner.invoke(app, ["eval", "phrase-vae", "--data", str(fixture_dataset_dir), "--split", "train",
                                  "--max-bars", "16", "--prior-samples", "4", "--json"])
     assert result.exit_code == 0, result.output

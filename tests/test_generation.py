@@ -12,9 +12,11 @@ import torch
 import midi_factory
 from conftest import FIXTURE_FILES
 from musemorphic.data.bar_timing import bar_notes, bar_ticks
+from musemorphic.data.remi_grammar import parse_bar
 from musemorphic.data.key_frame import normalizing_shift
 from musemorphic.generation.generate import MusicGenerator, Request, requested_bpm
 from musemorphic.generation.midi_writer import StreamingMidiWriter, channels_for
+from musemorphic.generation.scale_lock import scale_logit_bias, scale_pitch_classes
 from musemorphic.models.latent_mamba import LatentMamba
 from musemorphic.data.phrase_batches import PhraseBatcher
 from musemorphic.training.latent_mamba import build_latent_mamba
@@ -189,6 +191,43 @@ def test_a_key_frame_prior_continues_a_prompt_in_the_prompt_key(key_frame_genera
     key_frame_generator.write(Request(bars=3, seed=1, prompt=tmp_path / "prompt_up.mid"), tmp_path / "b.mid")
     a, b = _pitched_notes(tmp_path / "a.mid"), _pitched_notes(tmp_path / "b.mid")
     assert a and [(t, dur, p + 2) for t, dur, p in a] == b
+
+
+def test_the_scale_lock_keeps_a_key_frame_prior_in_its_scale(key_frame_generator, tmp_path):
+    g = key_frame_generator
+    locked = MusicGenerator(g.codec, g.tokenizer, g.prior, g.default_programs, scale_lock=50.0)
+    d_major = scale_pitch_classes(2)
+    request = Request(bars=6, seed=2, key="D major")
+    g.write(request, tmp_path / "free.mid")
+    locked.write(request, tmp_path / "locked.mid")
+    free, kept = _pitched_notes(tmp_path / "free.mid"), _pitched_notes(tmp_path / "locked.mid")
+    assert any(p % 12 not in d_major for _, _, p in free)  # the tiny codec writes wrong notes...
+    assert kept and all(p % 12 in d_major for _, _, p in kept)  # ...which the lock keeps out
+    assert g.decoding_bias(request) is None  # no lock, no bias
+
+
+def test_the_scale_lock_needs_a_scale(generator):
+    locked = MusicGenerator(generator.codec, generator.tokenizer, generator.prior, generator.default_programs, scale_lock=2.0)
+    assert locked.decoding_bias(Request()) is None  # a prior outside the key frame, no key asked for
+    expected = scale_logit_bias(generator.tokenizer, scale_pitch_classes(14), 2.0)  # D minor
+    assert torch.equal(locked.decoding_bias(Request(key="D minor")), expected)
+    with pytest.raises(ValueError, match="scale_lock"):
+        MusicGenerator(generator.codec, generator.tokenizer, generator.prior, generator.default_programs, scale_lock=-1.0)
+
+
+def test_salvage_keeps_the_notes_of_broken_bars(generator):
+    g = generator
+    strict = MusicGenerator(g.codec, g.tokenizer, g.prior, g.default_programs, salvage=False)
+    request = Request(bars=24, seed=7)
+    kept, dropped = list(g.bars(request)), list(strict.bars(request))
+    n_dropped = sum(len(bar.invalid_tracks) for bar in dropped)
+    assert n_dropped > 0  # the tiny codec writes broken bars...
+    assert sum(len(bar.invalid_tracks) for bar in kept) < n_dropped  # ...most of which keep notes
+    for a, b in zip(kept, dropped):
+        for track, (salvaged, strict_phrase) in enumerate(zip(a.phrases, b.phrases)):
+            parse_bar(g.tokenizer.token_names(salvaged))
+            if track not in b.invalid_tracks:
+                assert salvaged == strict_phrase  # well-formed bars are untouched
 
 
 def test_guidance_changes_controlled_music_only(generator, tmp_path):

@@ -50,6 +50,20 @@ def test_controls_change_the_prediction_and_unspecified_is_its_own_class():
     assert len(CONTROL_NAMES) == 5
 
 
+def test_input_noise_blurs_the_history_in_training_only():
+    torch.manual_seed(0)
+    config = latent_mamba_config("tiny", d_latent=6, styles=["pop"], input_noise=0.5)
+    noisy, clean = LatentMamba(config), LatentMamba(latent_mamba_config("tiny", d_latent=6, styles=["pop"]))
+    clean.load_state_dict(noisy.state_dict(), strict=True)
+    args = (torch.full((2, 5), -1), torch.randn(2, 5, 6), torch.zeros(2, 5, dtype=torch.long), torch.zeros(2, 5, dtype=torch.long))
+    with torch.no_grad():
+        trained = noisy.train()(*args)[1]  # means (B, L, K, Z)
+        reference = clean.train()(*args)[1]
+        assert torch.equal(noisy.eval()(*args)[1], clean.eval()(*args)[1])  # generation reads its history as it is
+    torch.testing.assert_close(trained[:, 0], reference[:, 0])  # the first slot reads no latent
+    assert not torch.allclose(trained[:, 1:], reference[:, 1:])  # every later one reads a blurred one
+
+
 def test_mse_head_regresses_and_samples_its_mean():
     model = _model("mse").eval()
     pred = model(torch.full((1, 5), -1), torch.randn(1, 4, 6), torch.zeros(1, 4, dtype=torch.long), torch.zeros(1, 4, dtype=torch.long))

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from musemorphic.data.remi_grammar import BarNote, GrammarError, note_f1, parse_bar, precision_recall_f1
-from musemorphic.data.phrase_batches import PhraseBatcher, codec_ids_to_base
+from musemorphic.data.remi_grammar import BarNote, GrammarError, grammatical_prefix, note_f1, parse_bar, precision_recall_f1
+from musemorphic.data.phrase_batches import PhraseBatcher, codec_ids_to_base, salvaged_bar
 from musemorphic.evaluation.phrase_vae import evaluate_phrase_vae, phrase_fault, prior_faults
 from musemorphic.models.phrase_vae import kl_per_dim, phrase_vae_config
 from musemorphic.training.loop import TrainConfig, train
@@ -228,6 +228,23 @@ def test_parse_bar_reads_notes_and_rejects_bad_grammar():
                            (["Bar_None", "Position_3"], "neither a note nor a tempo")):
         with pytest.raises(GrammarError, match=reason):
             parse_bar(broken)
+
+
+def test_a_broken_bar_keeps_its_notes_before_the_first_fault(tokenizer):
+    head = ["Bar_None", "TimeSig_3/4", "Position_0", "Pitch_60", "Velocity_79", "Duration_1.0.4"]
+    second = ["Position_4", "Pitch_64", "Velocity_79", "Duration_0.2.4"]
+    assert grammatical_prefix(head + second) == 10  # a well-formed bar is kept whole
+    assert grammatical_prefix(head + second + ["Position_12", "Pitch_67", "Velocity_63", "Duration_1.0.4"]) == 10  # past the end
+    assert grammatical_prefix(head + second + ["Position_2", "Pitch_67"]) == 10  # out of order, and cut short
+    assert grammatical_prefix(head + ["Position_4", "Pitch_64", "Velocity_79"]) == 6
+    assert grammatical_prefix(["Bar_None", "Position_1", "Velocity_79"]) == 1  # only the head: an empty bar
+    assert grammatical_prefix(["Position_0", "Pitch_60"]) == 0
+    ids = [tokenizer.base_vocab[n] for n in head + second + ["Position_12", "Pitch_67", "Velocity_63", "Duration_1.0.4"]]
+    program = tokenizer.program_ids[0]
+    assert salvaged_bar(tokenizer, [program, *ids]) == ids[:10]
+    assert salvaged_bar(tokenizer, [program, *ids[:10]]) == ids[:10]
+    assert salvaged_bar(tokenizer, ids) is None  # no Program: nothing to salvage
+    assert salvaged_bar(tokenizer, [program, *ids[2:]]) is None  # no Bar
 
 
 def test_note_f1_counts_onset_and_pitch_matches():

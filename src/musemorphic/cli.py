@@ -208,6 +208,9 @@ def train_latent_mamba(
         0.0, help="Decay of each track's moving average of latents, given to the prior (0 = off; experimental, see BENCHMARKS.md)."
     ),
     min_log_scale: float = typer.Option(-3.0, help="Floor of the mixture components' log-scales (-7 reproduces priors trained before the floor)."),
+    input_noise: float = typer.Option(
+        0.0, min=0.0, help="Noise (largest std, drawn per window) on the latents the prior reads in training, as its own samples miss the codes."
+    ),
     lr: float = typer.Option(1e-3, help="Peak learning rate."),
     seed: int = typer.Option(0, help="Seed for weights and batches."),
     minutes: Optional[float] = typer.Option(None, help="Stop with a checkpoint after this much wall time."),
@@ -237,7 +240,7 @@ def train_latent_mamba(
         raise typer.BadParameter(f"--track-memory must be in [0, 1), got {track_memory}")
     model = build_latent_mamba(
         dataset, preset, head=head, d_latent=codec_model.config.d_latent, key_normalized=key_normalize, track_memory_decay=track_memory,
-        min_log_scale=min_log_scale,
+        min_log_scale=min_log_scale, input_noise=input_noise,
     )
     windows = LatentSongWindows(train_split, latents, model.config, window_slots=window, song_start_share=song_starts)
     layouts = collections.Counter(tuple(s["programs"]) for s in train_split.songs)
@@ -318,6 +321,9 @@ def generate(
         None, help="PhraseCritic checkpoint that steers --density and --key (default: the shipped one with the shipped codec)."
     ),
     candidates: int = typer.Option(8, min=1, help="Prior draws per slot the critic chooses from for --density or --key (1: no steering)."),
+    scale_lock: float = typer.Option(
+        0.0, min=0.0, help="Nats taken off the decoder's score of each note outside the piece's scale (0 = off; 50 = no such notes)."
+    ),
     chunk_bars: int = typer.Option(8, help="Bars between writes of the MIDI file."),
 ) -> None:
     """Write new music: unconditional, controlled, continued, or endless."""
@@ -332,6 +338,7 @@ def generate(
         prior or _shipped_model("latent_mamba"),
         critic or _shipped_critic(codec),
         candidates=candidates,
+        scale_lock=scale_lock,
     )
     request = Request(
         bars=None if stream else bars, tempo=tempo, key=key, time_signature=time_signature, density=density,
@@ -426,6 +433,7 @@ def eval_generate(
     bars: int = typer.Option(16, help="Bars per piece."),
     temperature: float = typer.Option(1.0, help="Sampling temperature of the prior."),
     guidance: float = typer.Option(1.0, help="Classifier-free guidance weight for the controls in the control table."),
+    scale_lock: float = typer.Option(0.0, min=0.0, help="The generator's scale lock (see `generate --help`)."),
     train_songs: int = typer.Option(200, help="Training songs sampled for the real-vs-real ceiling."),
     control_seeds: int = typer.Option(2, help="Pieces per value of each control for the control table (0: skip it)."),
     seed: int = typer.Option(0, help="Seed of the first piece and of the sampled sets."),
@@ -446,7 +454,7 @@ def eval_generate(
         critic = model / "phrase_critic"
     codec = codec or (model / "phrase_vae" if model else _shipped_model("phrase_vae"))
     prior = prior or (model / "latent_mamba" if model else _shipped_model("latent_mamba"))
-    generator = MusicGenerator.load(codec, prior, critic)
+    generator = MusicGenerator.load(codec, prior, critic, scale_lock=scale_lock)
     config = GenerationEvalConfig(pieces=pieces, bars=bars, temperature=temperature, guidance=guidance, train_songs=train_songs,
                                   control_seeds=control_seeds, seed=seed)
     with _progress_bar("evaluating") as bar:

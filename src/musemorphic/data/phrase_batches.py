@@ -15,7 +15,7 @@ import torch
 
 from musemorphic.data.augment import Augmenter, AugmentConfig
 from musemorphic.data.dataset import PhraseDataset
-from musemorphic.data.remi_grammar import GrammarError, parse_bar
+from musemorphic.data.remi_grammar import GrammarError, grammatical_prefix, parse_bar
 from musemorphic.data.tokenizer import PhraseTokenizer
 
 
@@ -93,6 +93,19 @@ def codec_batch(tokenizer: PhraseTokenizer, bars: Sequence[Sequence[int]], progr
 def codec_ids_to_base(tokenizer: PhraseTokenizer, ids: Sequence[int]) -> list[int]:
     """Codec ids (Program, BPE bar tokens...) -> base ids (Program, bar tokens...): codec_batch undone."""
     return list(ids[:1]) + tokenizer.bpe_decode(ids[1:])
+
+
+def salvaged_bar(tokenizer: PhraseTokenizer, ids: Sequence[int]) -> list[int] | None:
+    """`grammatical_bar`, or else the longest well-formed bar the decoded ids begin with (the
+    notes before the first fault), or None when they hold no Program or no bar head."""
+    try:
+        return grammatical_bar(tokenizer, ids)
+    except GrammarError:
+        if not ids or ids[0] not in tokenizer.program_by_id:
+            return None
+    bar = tokenizer.bpe_decode(ids[1:])
+    cut = grammatical_prefix(tokenizer.token_names(bar))
+    return bar[:cut] if cut else None
 
 
 def grammatical_bar(tokenizer: PhraseTokenizer, ids: Sequence[int]) -> list[int]:

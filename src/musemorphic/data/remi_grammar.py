@@ -67,6 +67,19 @@ def parse_bar(names: list[str], positions_per_beat: int = 4) -> tuple[tuple[int,
     return time_signature, notes
 
 
+def grammatical_prefix(names: list[str], positions_per_beat: int = 4) -> int:
+    """Length of the longest prefix of a bar's token names that is a well-formed bar, cut
+    before one of its Position tokens or at its end; 0 when not even its head parses."""
+    cuts = [len(names)] + [i for i in range(len(names) - 1, 0, -1) if names[i].startswith("Position_")]
+    for cut in cuts:
+        try:
+            parse_bar(names[:cut], positions_per_beat)
+            return cut
+        except GrammarError:
+            continue
+    return 0
+
+
 def note_f1(reference: list[BarNote], predicted: list[BarNote]) -> tuple[int, int, int]:
     """(matched, n_reference, n_predicted) with notes matched on (onset position, pitch)."""
     ref = Counter((n.position, n.pitch) for n in reference)

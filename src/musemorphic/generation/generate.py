@@ -9,7 +9,8 @@ so the chunk size changes the speed, not the music (tests/test_generation.py che
 notes go to a `StreamingMidiWriter` that makes the file valid after every write. With a
 PhraseCritic, a requested density or key also steers the sampling (`steering.py`): each slot
 keeps the best of `candidates` draws from the prior, and bars are decoded one at a time so
-the steering learns what each really wrote.
+the steering learns what each really wrote. A scale lock (`scale_lock.py`) makes the decoder
+lean away from notes outside the scale the prior composes in.
 """
 
 from __future__ import annotations
@@ -24,12 +25,13 @@ from miditok.utils import get_bars_ticks
 
 from musemorphic.data import controls as ctl
 from musemorphic.data.augment import AugmentConfig, Augmenter
-from musemorphic.data.key_frame import normalized_key, normalizing_shift
+from musemorphic.data.key_frame import MAJOR_TONIC, normalized_key, normalizing_shift
 from musemorphic.data.midi_io import load_score
 from musemorphic.data.tokenizer import PhraseTokenizer
 from musemorphic.data.bar_timing import bar_ticks, first_tempo
 from musemorphic.generation.midi_writer import StreamingMidiWriter
 from musemorphic.generation.phrase_codec import decode_bars, encode_bars
+from musemorphic.generation.scale_lock import scale_logit_bias, scale_pitch_classes
 from musemorphic.generation.steering import ControlSteering, SteeringTarget, density_target
 from musemorphic.generation.written_notes import TPQ, fits_track, phrase_facts, written_notes
 from musemorphic.models.latent_mamba import LatentMamba
@@ -64,7 +66,7 @@ class GeneratedBar:
     index: int
     time_signature: tuple[int, int]
     phrases: list[list[int]]  # base ids per track, starting with Bar
-    invalid_tracks: list[int] = field(default_factory=list)  # decoded ungrammatical or of the wrong kind: left silent
+    invalid_tracks: list[int] = field(default_factory=list)  # decoded with nothing to salvage or of the wrong kind: left silent
 
 
 class MusicGenerator:
@@ -77,6 +79,8 @@ class MusicGenerator:
         decode_phrases: int = 48,
         critic: PhraseCritic | None = None,
         candidates: int = 8,
+        scale_lock: float = 0.0,
+        salvage: bool = True,
     ):
         self.codec, self.tokenizer, self.prior = codec.eval(), tokenizer, prior.eval()
         self.default_programs = default_programs
@@ -88,6 +92,10 @@ class MusicGenerator:
         self.device = next(prior.parameters()).device
         self.critic = critic.to(self.device).eval() if critic is not None else None  # steers requested density and key
         self.candidates = candidates  # prior draws per slot the critic chooses from
+        if scale_lock < 0:
+            raise ValueError(f"scale_lock must be at least 0, got {scale_lock}")
+        self.scale_lock = scale_lock  # nats off the decoder's logits per note outside the scale (scale_lock.py)
+        self.salvage = salvage  # an ungrammatical bar keeps its notes before the fault instead of falling silent
         self.mover = Augmenter(tokenizer, AugmentConfig())  # transposes phrases in and out of the key frame
 
     @classmethod
@@ -99,6 +107,8 @@ class MusicGenerator:
         device: str = "cpu",
         decode_phrases: int = 48,
         candidates: int = 8,
+        scale_lock: float = 0.0,
+        salvage: bool = True,
     ) -> MusicGenerator:
         """Codec, prior and (optional) critic from their checkpoint folders; the prior and the
         critic record which codec they learned."""
@@ -111,7 +121,9 @@ class MusicGenerator:
             critic, critic_record = load_phrase_critic(critic_dir)
             if critic_record.get("model") != codec.config.to_dict():
                 raise ValueError(f"{critic_dir} was trained on the decodings of another codec than {codec_dir}")
-        return cls(codec.to(device), tokenizer, prior.to(device), record["default_programs"], decode_phrases, critic, candidates)
+        return cls(
+            codec.to(device), tokenizer, prior.to(device), record["default_programs"], decode_phrases, critic, candidates, scale_lock, salvage
+        )
 
     # ---- controls ------------------------------------------------------------------
     def control_classes(self, request: Request) -> list[int]:
@@ -147,6 +159,19 @@ class MusicGenerator:
         if request.density:
             density = density_target(ctl.parse_density(request.density), tuple(self.critic.config.density_thresholds))
         return ControlSteering(self.critic, SteeringTarget(density, key), n_tracks, bar_quarters)
+
+    def decoding_bias(self, request: Request) -> torch.Tensor | None:
+        """The scale lock's (V,) logit bias for a request, or None: no lock, or no scale known
+        (a prior that is not key-normalised, asked for no key)."""
+        if self.scale_lock == 0:
+            return None
+        if self.prior.config.key_normalized:
+            key = MAJOR_TONIC  # the frame's C major (key index 0); its A minor has the same scale
+        elif request.key:
+            key = ctl.parse_key(request.key)
+        else:
+            return None
+        return scale_logit_bias(self.tokenizer, scale_pitch_classes(key), self.scale_lock)
 
     # ---- bars ----------------------------------------------------------------------
     def bars(self, request: Request) -> Iterator[GeneratedBar]:
@@ -190,6 +215,7 @@ class MusicGenerator:
         requested_ts = ctl.parse_time_signature(request.time_signature) if request.time_signature else None
         bar_quarters = 4 * requested_ts[0] / requested_ts[1] if requested_ts else 4.0
         steering = self.steering(request, len(programs), bar_quarters)
+        bias = self.decoding_bias(request)
         chunk, index = (1 if steering else self.bars_per_batch(len(programs))), 0  # steering settles bar by bar
         while request.bars is None or index < request.bars:
             n_bars = chunk if request.bars is None else min(chunk, request.bars - index)
@@ -208,7 +234,7 @@ class MusicGenerator:
                     previous = drawn[best : best + 1]
                 previous = previous.expand(len(rows), -1)
                 latents.append(previous[0])
-            decoded = decode_bars(self.codec, self.tokenizer, torch.stack(latents))
+            decoded = decode_bars(self.codec, self.tokenizer, torch.stack(latents), logit_bias=bias, salvage=self.salvage)
             for start in range(0, len(decoded), len(programs)):
                 phrases = decoded[start : start + len(programs)]
                 bar = self._bar(index, phrases, programs, shift, requested_ts)
@@ -229,9 +255,9 @@ class MusicGenerator:
         return self.prior.step(previous, t, p, states)
 
     def _bar(self, index: int, decoded: list[list[int] | None], programs: list[int], shift: int, requested_ts) -> GeneratedBar:
-        """A bar from its tracks' decoded phrases (None: ungrammatical), moved `shift` semitones.
+        """A bar from its tracks' decoded phrases (None: nothing to salvage), moved `shift` semitones.
         A phrase with notes of the wrong kind for its track (drum notes on a pitched track or
-        pitches on drums) is left silent, as an ungrammatical one is."""
+        pitches on drums) is left silent, as an unsalvageable one is."""
         tok = self.tokenizer
         decoded = [bar if bar is not None and fits_track(tok, bar, p) else None for bar, p in zip(decoded, programs)]
         phrases = [self._transpose(bar, p, shift) if bar is not None else [tok.bar_id] for bar, p in zip(decoded, programs)]

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from musemorphic.data.phrase_batches import codec_batch, grammatical_bar
+from musemorphic.data.phrase_batches import codec_batch, grammatical_bar, salvaged_bar
 from musemorphic.data.remi_grammar import GrammarError
 from musemorphic.data.tokenizer import PhraseTokenizer
 from musemorphic.models.phrase_vae import PhraseVAE
@@ -26,12 +26,25 @@ def encode_bars(
 
 
 @torch.no_grad()
-def decode_bars(model: PhraseVAE, tokenizer: PhraseTokenizer, z: torch.Tensor, batch_size: int = 256) -> list[list[int] | None]:
-    """Greedy decoding of latents (N, Z) to base-id bars (None where ungrammatical)."""
+def decode_bars(
+    model: PhraseVAE,
+    tokenizer: PhraseTokenizer,
+    z: torch.Tensor,
+    batch_size: int = 256,
+    logit_bias: torch.Tensor | None = None,
+    salvage: bool = False,
+) -> list[list[int] | None]:
+    """Greedy decoding of latents (N, Z) to base-id bars, None where ungrammatical; with
+    `salvage`, an ungrammatical bar keeps its notes before the first fault (`salvaged_bar`).
+    `logit_bias` (V,) is added to the decoder's logits."""
     device = next(model.parameters()).device
+    bias = logit_bias.to(device) if logit_bias is not None else None
     out: list[list[int] | None] = []
     for chunk in z.split(batch_size):
-        for ids in model.generate(chunk.to(device)):
+        for ids in model.generate(chunk.to(device), logit_bias=bias):
+            if salvage:
+                out.append(salvaged_bar(tokenizer, ids))
+                continue
             try:
                 out.append(grammatical_bar(tokenizer, ids))
             except GrammarError:

@@ -117,6 +117,7 @@ class LatentMambaConfig(JsonConfig):
     controls_every_slot: bool = True  # summed controls join every slot's input, not only the prefix
     track_memory_decay: float = 0.0  # per-track moving average of latents: input and mean offset (0 = off)
     min_log_scale: float = -3.0  # mixture components' narrowest log-scale (e^-3 = 0.05)
+    input_noise: float = 0.0  # training only: each window's input latents get noise of std ~ U(0, input_noise)
 
     @classmethod
     def from_dict(cls, d: dict) -> LatentMambaConfig:
@@ -198,8 +199,15 @@ class LatentMamba(nn.Module):
         programs: torch.Tensor,  # (B, L)
         scan: str = "auto",
     ):
-        """Teacher-forced predictions for every slot (head outputs over (B, L))."""
-        previous = F.pad(latents[:, :-1], (0, 0, 1, 0))  # (B, L, Z): zeros before the first slot
+        """Teacher-forced predictions for every slot (head outputs over (B, L)).
+
+        In training, `input_noise` blurs the history the model reads (not the targets): at
+        generation it reads its own samples, which miss the codes it learned from."""
+        history = latents[:, :-1]
+        if self.training and self.config.input_noise > 0:
+            std = torch.rand(len(latents), 1, 1, device=latents.device) * self.config.input_noise  # (B, 1, 1)
+            history = history + torch.randn_like(history) * std
+        previous = F.pad(history, (0, 0, 1, 0))  # (B, L, Z): zeros before the first slot
         averages = None
         if self.memory_in is not None:
             with torch.no_grad():  # latents are data: nothing to backpropagate

@@ -150,6 +150,7 @@ class PhraseVAE(nn.Module):
         temperature: float = 0.0,
         max_len: int | None = None,
         generator: torch.Generator | None = None,
+        logit_bias: torch.Tensor | None = None,  # (V,) added to every step's logits
     ) -> list[list[int]]:
         """Decode phrases from latents with the KV cache; greedy when temperature == 0.
 
@@ -167,6 +168,8 @@ class PhraseVAE(nn.Module):
         step_input = torch.full((z.shape[0], 1), c.bos_id, dtype=torch.long, device=z.device)
         for t in range(max_len):
             logits = self.decode_logits(z, step_input, cache)[:, -1].float()  # (B_active, V)
+            if logit_bias is not None:
+                logits = logits + logit_bias
             logits[:, c.pad_id] = float("-inf")
             if temperature > 0:
                 probs = torch.softmax(logits / temperature, dim=-1)

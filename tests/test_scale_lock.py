@@ -1,0 +1,47 @@
+"""The soft scale lock: which tokens it leans away from, and by how much."""
+
+from __future__ import annotations
+
+import pytest
+
+from musemorphic.generation.scale_lock import scale_logit_bias, scale_pitch_classes
+
+WHITE_KEYS = frozenset({0, 2, 4, 5, 7, 9, 11})
+
+
+def test_scales_of_keys():
+    assert scale_pitch_classes(0) == WHITE_KEYS  # C major
+    assert scale_pitch_classes(21) == WHITE_KEYS  # A minor shares it
+    assert scale_pitch_classes(14) == frozenset({2, 4, 5, 7, 9, 10, 0})  # D minor: B flat
+    assert scale_pitch_classes(6) == frozenset({6, 8, 10, 11, 1, 3, 5})  # F# major
+    with pytest.raises(ValueError, match="0..23"):
+        scale_pitch_classes(24)
+
+
+def test_base_tokens_outside_the_scale_are_penalised_once_per_note(tokenizer):
+    vocab = tokenizer.base_vocab
+    bias = scale_logit_bias(tokenizer, WHITE_KEYS, 2.5)
+    assert bias.shape == (tokenizer.vocab_size,)
+    assert bias[vocab["Pitch_61"]] == -2.5 and bias[vocab["Pitch_70"]] == -2.5  # C#, A#
+    assert bias[vocab["Pitch_60"]] == 0 and bias[vocab["Pitch_71"]] == 0  # C, B
+    for other in ("PitchDrum_37", "Position_1", "Velocity_91", "Bar_None", "Program_0"):
+        assert bias[vocab[other]] == 0, other  # drum notes and everything else are left alone
+    assert (bias.unique() == bias.new_tensor([-2.5, 0.0])).all()  # base tokens hold one note at most
+
+
+def test_bpe_tokens_pay_for_each_note_outside(fixture_dataset):
+    tok = fixture_dataset.tokenizer
+    bias = scale_logit_bias(tok, WHITE_KEYS, 1.0)
+    counts = {}
+    for i in range(tok.base_vocab_size, tok.vocab_size):
+        names = tok.token_names(tok.bpe_decode([i]))
+        pitches = [int(n.split("_")[1]) for n in names if n.startswith("Pitch_")]
+        counts[i] = sum(p % 12 in (1, 3, 6, 8, 10) for p in pitches)
+    assert any(c > 0 for c in counts.values()) and any(c == 0 for c in counts.values())
+    assert all(bias[i] == -c for i, c in counts.items())
+
+
+def test_strength_zero_changes_nothing_and_a_negative_one_is_refused(tokenizer):
+    assert (scale_logit_bias(tokenizer, WHITE_KEYS, 0.0) == 0).all()
+    with pytest.raises(ValueError, match="at least 0"):
+        scale_logit_bias(tokenizer, WHITE_KEYS, -1.0)
