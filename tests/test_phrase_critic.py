@@ -142,9 +142,9 @@ def _latents(generator: MusicGenerator, request: Request, monkeypatch) -> torch.
     seen = []
     decode = generate_module.decode_bars
 
-    def spy(codec, tokenizer, z):
+    def spy(codec, tokenizer, z, **options):
         seen.append(z.clone())
-        return decode(codec, tokenizer, z)
+        return decode(codec, tokenizer, z, **options)
 
     with monkeypatch.context() as patch:
         patch.setattr(generate_module, "decode_bars", spy)
