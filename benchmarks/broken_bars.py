@@ -1,8 +1,9 @@
 """How often generation leaves a track silent, and why: broken bars against empty ones.
 
-For each track of the layout: the share of generated bars the codec decoded ungrammatical
-(silent unless salvaged), still silent after salvaging (nothing before the first fault),
-and decoded well-formed but empty (the prior drew a silent bar).
+For each track of the layout, with broken bars left silent and then salvaged: the share of
+generated bars left silent as invalid (ungrammatical with nothing to salvage, or notes of the
+wrong kind for the track), and the share written without a note (decoded empty: the prior drew
+a silent bar; once salvaged, also broken bars with no note before their first fault).
 
     cd benchmarks && OMP_NUM_THREADS=1 python broken_bars.py --codec ../src/musemorphic/pretrained/phrase_vae \
         --prior ../src/musemorphic/pretrained/latent_mamba --pieces 20 --bars 32

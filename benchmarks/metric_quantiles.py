@@ -2,7 +2,8 @@
 
 The overlap of two distributions says how far apart they are, not how; this prints each
 set's mean, share of windows at the metric's top value (1 for scale consistency) and
-quantiles, for 8-bar windows measured as `eval generate` measures them.
+quantiles, for 8-bar windows measured as `eval generate` measures them (but for the silent
+bars at the end of a piece, which a MIDI file does not hold and the report restores).
 
     cd benchmarks && OMP_NUM_THREADS=1 python metric_quantiles.py --data ../data/pop909 \
         --metric scale_consistency --pieces locked=../runs/s11/rep_dn06_l05/pieces

@@ -239,6 +239,7 @@ def test_a_broken_bar_keeps_its_notes_before_the_first_fault(tokenizer):
     assert grammatical_prefix(head + ["Position_4", "Pitch_64", "Velocity_79"]) == 6
     assert grammatical_prefix(["Bar_None", "Position_1", "Velocity_79"]) == 1  # only the head: an empty bar
     assert grammatical_prefix(["Position_0", "Pitch_60"]) == 0
+    assert grammatical_prefix(["Bar_None", "TimeSig_3/4", "Pitch_60", "Velocity_79"]) == 2  # a fault right after the head
     ids = [tokenizer.base_vocab[n] for n in head + second + ["Position_12", "Pitch_67", "Velocity_63", "Duration_1.0.4"]]
     program = tokenizer.program_ids[0]
     assert salvaged_bar(tokenizer, [program, *ids]) == ids[:10]

@@ -322,7 +322,7 @@ def generate(
     ),
     candidates: int = typer.Option(8, min=1, help="Prior draws per slot the critic chooses from for --density or --key (1: no steering)."),
     scale_lock: float = typer.Option(
-        0.0, min=0.0, help="Nats taken off the decoder's score of each note outside the piece's scale (0 = off; 50 = no such notes)."
+        0.0, min=0.0, help="Nats taken off the decoder's score of each note outside the piece's scale (0 = off; 50 = none but pitches clipped at the range's edges)."
     ),
     chunk_bars: int = typer.Option(8, help="Bars between writes of the MIDI file."),
 ) -> None:

@@ -118,6 +118,7 @@ def evaluate_generation(
         "controls": controls,
         "key_frame": generator.prior.config.key_normalized,
         "scale_lock": generator.scale_lock,
+        "salvage": generator.salvage,
         "all_metrics_meet_target": all(m["meets_target"] for m in metrics.values()),
     }
     (out / "report.json").write_text(json.dumps(report, indent=1))
@@ -267,6 +268,7 @@ def markdown_report(report: dict) -> str:
         "# Generation report",
         "",
         f"{c['pieces']} generated pieces of {c['bars']} bars (temperature {c['temperature']}, scale lock {report['scale_lock']}, "
+        f"broken bars {'salvaged' if report['salvage'] else 'left silent'}, "
         f"seeds {c['seed']}..) against "
         f"the test split of `{report['data']}`, in {c['window_bars']}-bar windows: "
         + ", ".join(f"{k} {v}" for k, v in report["windows"].items())

@@ -66,7 +66,7 @@ class GeneratedBar:
     index: int
     time_signature: tuple[int, int]
     phrases: list[list[int]]  # base ids per track, starting with Bar
-    invalid_tracks: list[int] = field(default_factory=list)  # decoded with nothing to salvage or of the wrong kind: left silent
+    invalid_tracks: list[int] = field(default_factory=list)  # ungrammatical (with salvage: nothing to keep) or of the wrong kind: silent
 
 
 class MusicGenerator:
