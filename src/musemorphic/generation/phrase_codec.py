@@ -35,8 +35,8 @@ def decode_bars(
     salvage: bool = False,
 ) -> list[list[int] | None]:
     """Greedy decoding of latents (N, Z) to base-id bars, None where ungrammatical; with
-    `salvage`, an ungrammatical bar keeps its notes before the first fault (`salvaged_bar`).
-    `logit_bias` (V,) is added to the decoder's logits."""
+    `salvage`, an ungrammatical bar keeps the notes of its positions before the faulty one
+    (`salvaged_bar`). `logit_bias` (V,) is added to the decoder's logits."""
     device = next(model.parameters()).device
     bias = logit_bias.to(device) if logit_bias is not None else None
     out: list[list[int] | None] = []
