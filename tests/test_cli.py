@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 import midi_factory
 from musemorphic.cli import app
-from musemorphic.generation.scale_lock import scale_pitch_classes
+from musemorphic.data.controls import scale_pitch_classes
 
 runner = CliRunner()
 

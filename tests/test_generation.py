@@ -16,7 +16,8 @@ from musemorphic.data.remi_grammar import parse_bar
 from musemorphic.data.key_frame import normalizing_shift
 from musemorphic.generation.generate import MusicGenerator, Request, requested_bpm
 from musemorphic.generation.midi_writer import StreamingMidiWriter, channels_for
-from musemorphic.generation.scale_lock import scale_logit_bias, scale_pitch_classes
+from musemorphic.data.controls import scale_pitch_classes
+from musemorphic.generation.scale_lock import scale_logit_bias
 from musemorphic.models.latent_mamba import LatentMamba
 from musemorphic.data.phrase_batches import PhraseBatcher
 from musemorphic.training.latent_mamba import build_latent_mamba

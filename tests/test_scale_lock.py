@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from musemorphic.generation.scale_lock import scale_logit_bias, scale_pitch_classes
+from musemorphic.data.controls import scale_pitch_classes
+from musemorphic.generation.scale_lock import scale_logit_bias
 
 WHITE_KEYS = frozenset({0, 2, 4, 5, 7, 9, 11})
 

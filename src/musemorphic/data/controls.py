@@ -57,6 +57,8 @@ __all__ = [
     "DEFAULT_DENSITY_THRESHOLDS",
     "DENSITY_NAMES",
     "KEY_NAMES",
+    "MAJOR_STEPS",
+    "NATURAL_MINOR_STEPS",
     "TEMPO_CLASS_EDGES",
     "TEMPO_CLASS_NAMES",
     "SongControls",
@@ -69,6 +71,7 @@ __all__ = [
     "parse_key",
     "parse_tempo",
     "parse_time_signature",
+    "scale_pitch_classes",
     "tempo_class",
 ]
 
@@ -78,6 +81,18 @@ _TONICS = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 KEY_NAMES: tuple[str, ...] = tuple(f"{t} major" for t in _TONICS) + tuple(
     f"{t} minor" for t in _TONICS
 )
+
+MAJOR_STEPS = (0, 2, 4, 5, 7, 9, 11)  # semitones above the tonic
+NATURAL_MINOR_STEPS = (0, 2, 3, 5, 7, 8, 10)
+
+
+def scale_pitch_classes(key: int) -> frozenset[int]:
+    """Pitch classes of key index ``key`` (``KEY_NAMES``): its major or natural-minor scale."""
+    if not 0 <= key < 24:
+        raise ValueError(f"key must be a key index 0..23, got {key}")
+    steps = MAJOR_STEPS if key < 12 else NATURAL_MINOR_STEPS
+    return frozenset((key % 12 + step) % 12 for step in steps)
+
 
 # Krumhansl-Kessler probe-tone profiles, index 0 = tonic.
 _KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])

@@ -20,7 +20,6 @@ import symusic
 
 from musemorphic.data import controls as ctl
 from musemorphic.data.midi_io import load_score
-from musemorphic.evaluation.music_metrics import MAJOR, NATURAL_MINOR
 from musemorphic.generation.generate import MusicGenerator, Request
 
 SWEPT_TIME_SIGNATURES = ("4/4", "3/4", "2/4", "6/8")
@@ -64,8 +63,7 @@ def in_scale_share(score: symusic.Score, key: int) -> float:
     pitches = np.array([n.pitch for t in score.tracks if not t.is_drum for n in t.notes], dtype=int)
     if len(pitches) == 0:
         return float("nan")
-    scale = [(key % 12 + step) % 12 for step in (MAJOR if key < 12 else NATURAL_MINOR)]
-    return float(np.isin(pitches % 12, scale).mean())
+    return float(np.isin(pitches % 12, sorted(ctl.scale_pitch_classes(key))).mean())
 
 
 def relative_key(key: int) -> int:

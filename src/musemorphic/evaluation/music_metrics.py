@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from musemorphic.data.bar_timing import POSITIONS_PER_BEAT, bar_notes, bar_ticks, beat_ticks
+from musemorphic.data.controls import MAJOR_STEPS, NATURAL_MINOR_STEPS
 from musemorphic.data.remi_grammar import GrammarError
 from musemorphic.data.tokenizer import PhraseTokenizer
 
@@ -39,8 +40,6 @@ METRICS = (
     "pitch_range",
     "notes_per_bar",
 )
-MAJOR = (0, 2, 4, 5, 7, 9, 11)
-NATURAL_MINOR = (0, 2, 3, 5, 7, 8, 10)
 TPQ = 480
 
 
@@ -122,7 +121,7 @@ def scale_consistency(pitched: np.ndarray) -> float:
     if len(pitched) == 0:
         return float("nan")
     counts = np.bincount(pitched[:, 2] % 12, minlength=12)
-    best = max(counts[[(tonic + step) % 12 for step in scale]].sum() for tonic in range(12) for scale in (MAJOR, NATURAL_MINOR))
+    best = max(counts[[(tonic + step) % 12 for step in scale]].sum() for tonic in range(12) for scale in (MAJOR_STEPS, NATURAL_MINOR_STEPS))
     return float(best / len(pitched))
 
 

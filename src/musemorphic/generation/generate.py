@@ -31,7 +31,7 @@ from musemorphic.data.tokenizer import PhraseTokenizer
 from musemorphic.data.bar_timing import bar_ticks, first_tempo
 from musemorphic.generation.midi_writer import StreamingMidiWriter
 from musemorphic.generation.phrase_codec import decode_bars, encode_bars
-from musemorphic.generation.scale_lock import scale_logit_bias, scale_pitch_classes
+from musemorphic.generation.scale_lock import scale_logit_bias
 from musemorphic.generation.steering import ControlSteering, SteeringTarget, density_target
 from musemorphic.generation.written_notes import TPQ, fits_track, phrase_facts, written_notes
 from musemorphic.models.latent_mamba import LatentMamba
@@ -95,7 +95,7 @@ class MusicGenerator:
         if scale_lock < 0:
             raise ValueError(f"scale_lock must be at least 0, got {scale_lock}")
         self.scale_lock = scale_lock  # nats off the decoder's logits per note outside the scale (scale_lock.py)
-        self.salvage = salvage  # an ungrammatical bar keeps its notes before the fault instead of falling silent
+        self.salvage = salvage  # an ungrammatical bar keeps the notes before its faulty position instead of falling silent
         self.mover = Augmenter(tokenizer, AugmentConfig())  # transposes phrases in and out of the key frame
 
     @classmethod
@@ -171,7 +171,7 @@ class MusicGenerator:
             key = ctl.parse_key(request.key)
         else:
             return None
-        return scale_logit_bias(self.tokenizer, scale_pitch_classes(key), self.scale_lock)
+        return scale_logit_bias(self.tokenizer, ctl.scale_pitch_classes(key), self.scale_lock)
 
     # ---- bars ----------------------------------------------------------------------
     def bars(self, request: Request) -> Iterator[GeneratedBar]:

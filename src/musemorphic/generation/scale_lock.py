@@ -18,20 +18,10 @@ import torch
 
 from musemorphic.data.tokenizer import PhraseTokenizer
 
-MAJOR_STEPS = (0, 2, 4, 5, 7, 9, 11)
-NATURAL_MINOR_STEPS = (0, 2, 3, 5, 7, 8, 10)
-
-
-def scale_pitch_classes(key: int) -> frozenset[int]:
-    """Pitch classes of a key index of `controls.KEY_NAMES` (0-11 major, 12-23 natural minor)."""
-    if not 0 <= key < 24:
-        raise ValueError(f"key must be a key index 0..23, got {key}")
-    steps = MAJOR_STEPS if key < 12 else NATURAL_MINOR_STEPS
-    return frozenset((key % 12 + step) % 12 for step in steps)
-
 
 def scale_logit_bias(tokenizer: PhraseTokenizer, pitch_classes: frozenset[int], strength: float) -> torch.Tensor:
-    """(V,) float32: -strength per pitched note outside `pitch_classes` that each id writes."""
+    """(V,) float32: -strength per pitched note outside `pitch_classes` (e.g.
+    `controls.scale_pitch_classes(key)`) that each id writes."""
     if strength < 0:
         raise ValueError(f"the scale lock's strength must be at least 0, got {strength}")
     outside = [
