@@ -24,7 +24,7 @@ from musemorphic.training.latent_mamba import LatentSongWindows
 def song_nll(model, windows: LatentSongWindows, song: int, setting: str) -> tuple[float, int]:
     """Summed NLL and slot count of one whole song under a control setting."""
     rows = windows.songs[song][0]
-    latents, tracks, programs, controls = windows.window(song, 0, rows.shape[0])
+    latents, tracks, programs, controls, silent = windows.window(song, 0, rows.shape[0])
     if setting == "another song's":
         controls = windows.songs[(song + 1) % len(windows.songs)][2]
     if setting == "none":
@@ -32,7 +32,7 @@ def song_nll(model, windows: LatentSongWindows, song: int, setting: str) -> tupl
     z = torch.from_numpy(np.asarray(latents, dtype=np.float32))[None]
     prediction = model(torch.tensor([controls]), z, torch.from_numpy(tracks)[None], torch.from_numpy(programs)[None])
     slots = z.shape[1]
-    return float(model.loss(prediction, z, torch.ones(1, slots))) * slots, slots
+    return float(model.loss(prediction, z, torch.ones(1, slots), torch.from_numpy(silent)[None])) * slots, slots
 
 
 def main() -> None:

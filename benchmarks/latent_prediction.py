@@ -5,7 +5,8 @@ song's first bar: the mean squared error (per latent dimension) of the prior's m
 and of four predictions that need no training: the previous slot's latent, the same track's
 latent one bar earlier, and that track's moving average of its earlier latents (bias-corrected,
 decays 0.5, 0.7 and 0.85, as `TrackMemory` keeps it). Also the prior's mixture NLL (nats per
-dimension) over the same slots.
+dimension) over the same slots. A prior with a silence head models only the sounding bars
+with its mixture, so these figures do not apply to it; the script says so and stops.
 
     OMP_NUM_THREADS=1 python benchmarks/latent_prediction.py --codec runs/phrase_vae_small/checkpoint \
         --data data/pop909 --prior runs/latent_mamba_gmm/checkpoint
@@ -30,7 +31,7 @@ def song_errors(model, windows: LatentSongWindows, song: int) -> dict[str, torch
     """Squared error per dimension (slots after the first bar,) of every prediction, and the NLL."""
     rows = windows.songs[song][0]
     n_tracks = rows.shape[1]
-    latents, tracks, programs, controls = windows.window(song, 0, rows.shape[0])
+    latents, tracks, programs, controls, _ = windows.window(song, 0, rows.shape[0])
     z = torch.from_numpy(np.asarray(latents, dtype=np.float32))  # (L, Z)
     track_ids = torch.from_numpy(tracks)
     with torch.no_grad():
@@ -44,7 +45,7 @@ def song_errors(model, windows: LatentSongWindows, song: int) -> dict[str, torch
     for decay in DECAYS:
         guesses[f"track moving average, decay {decay}"] = TrackMemory.averages(z[None], track_ids[None], decay, model.config.max_tracks)[0]
     errors = {name: (z - guess)[n_tracks:].pow(2).mean(-1) for name, guess in guesses.items()}
-    errors["prior NLL"] = GaussianMixtureHead.nll(prediction, z[None])[0, n_tracks:]
+    errors["prior NLL"] = GaussianMixtureHead.nll(model.mixture(prediction), z[None])[0, n_tracks:]
     return errors
 
 
@@ -53,6 +54,8 @@ def main() -> None:
     torch.set_num_threads(1)
     results = {}
     for path, model, windows in priors_on_test_songs(args.codec, args.data, args.prior):
+        if model.config.silence_head:
+            raise SystemExit(f"{path}: a prior with a silence head; its mixture mean and NLL cover the sounding bars only")
         per_song = [song_errors(model, windows, song) for song in range(len(windows.songs))]
         results[str(path)] = {
             "songs": len(per_song),

@@ -123,7 +123,7 @@ def test_generate_writes_midi_and_a_piano_roll(fixture_dataset, tmp_path):
     assert bad.exit_code != 0 and "H major" in bad.output
 
 
-def test_train_latent_mamba_with_a_track_memory_and_a_scale_floor_then_generate(fixture_dataset, fixture_dataset_dir, tmp_path):
+def test_train_latent_mamba_with_its_experimental_options_then_generate(fixture_dataset, fixture_dataset_dir, tmp_path):
     import shutil
 
     data = tmp_path / "data"
@@ -133,11 +133,11 @@ def test_train_latent_mamba_with_a_track_memory_and_a_scale_floor_then_generate(
             "--batch-size", "2", "--window", "12"]
     bad = runner.invoke(app, args + ["--track-memory", "1.5", "-o", str(tmp_path / "bad")])
     assert bad.exit_code != 0 and "--track-memory" in bad.output
-    result = runner.invoke(app, args + ["--track-memory", "0.5", "--min-log-scale", "-5", "--input-noise", "0.3", "-o", str(tmp_path / "run")])
+    result = runner.invoke(app, args + ["--track-memory", "0.5", "--min-log-scale", "-5", "--input-noise", "0.3", "--silence-head", "-o", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
     config = json.loads((tmp_path / "run" / "checkpoint" / "config.json").read_text())
     assert config["model"]["track_memory_decay"] == 0.5 and config["model"]["min_log_scale"] == -5.0
-    assert config["model"]["input_noise"] == 0.3
+    assert config["model"]["input_noise"] == 0.3 and config["model"]["silence_head"] is True
     out = tmp_path / "song.mid"
     song = runner.invoke(app, ["generate", "--codec", str(codec), "--prior", str(tmp_path / "run" / "checkpoint"), "--bars", "3", "-o", str(out)])
     assert song.exit_code == 0, song.output

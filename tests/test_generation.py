@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from pathlib import Path
 
 import pytest
 import symusic
@@ -15,10 +16,12 @@ from musemorphic.data.bar_timing import bar_notes, bar_ticks
 from musemorphic.data.remi_grammar import parse_bar
 from musemorphic.data.key_frame import normalizing_shift
 from musemorphic.generation.generate import MusicGenerator, Request, requested_bpm
+from musemorphic.generation.phrase_codec import encode_bars
 from musemorphic.generation.midi_writer import StreamingMidiWriter, channels_for
 from musemorphic.data.controls import scale_pitch_classes
 from musemorphic.generation.scale_lock import scale_logit_bias
 from musemorphic.models.latent_mamba import LatentMamba
+from musemorphic.models.phrase_critic import PhraseCritic, PhraseCriticConfig
 from musemorphic.data.phrase_batches import PhraseBatcher
 from musemorphic.training.latent_mamba import build_latent_mamba
 from musemorphic.training.loop import TrainConfig, train
@@ -92,6 +95,30 @@ def test_same_seed_same_midi_and_streaming_equals_batch(generator, tmp_path):
     assert (tmp_path / "a.mid").read_bytes() == (tmp_path / "b.mid").read_bytes()
     generator.write(Request(bars=6, seed=4), tmp_path / "c.mid")
     assert (tmp_path / "c.mid").read_bytes() != (tmp_path / "a.mid").read_bytes()
+
+
+def test_a_silence_head_leaves_the_slots_it_draws_silent(generator, fixture_dataset, tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    prior = build_latent_mamba(fixture_dataset, "tiny", d_latent=16, silence_head=True)
+    g = MusicGenerator(generator.codec, generator.tokenizer, prior, default_programs=[0, 33])
+    with torch.no_grad():
+        prior.silence.bias.fill_(-30.0)  # never silent: every slot is decoded, as without the head
+    bars = list(g.bars(Request(bars=4, seed=0)))
+    assert sum(len(p) for b in bars for p in b.phrases) > len(bars) * 2
+    read = []
+    real_step = prior.step
+    monkeypatch.setattr(prior, "step", lambda previous, *rest: (read.append(previous[0].clone()), real_step(previous, *rest))[1])
+    with torch.no_grad():
+        prior.silence.bias.fill_(30.0)  # always silent: nothing to decode, nothing written, nothing broken
+    summary = g.write(Request(bars=4, seed=0), tmp_path / "quiet.mid")
+    assert summary["bars"] == 4 and summary["silenced_phrases"] == 0
+    assert symusic.Score(str(tmp_path / "quiet.mid")).note_num() == 0
+    empty = encode_bars(g.codec, g.tokenizer, [g.tokenizer.empty_bar((4, 4))] * 2, [0, 33])
+    torch.testing.assert_close(torch.stack(read[1:3]), empty)  # the prior reads each silent slot as its track's empty bar
+    bars = list(g.bars(Request(bars=2, seed=0, time_signature="3/4")))
+    assert all(b.time_signature == (3, 4) and b.phrases == [g.tokenizer.empty_bar((3, 4))] * 2 for b in bars)
+    steered = MusicGenerator(g.codec, g.tokenizer, prior, [0, 33], critic=PhraseCritic(PhraseCriticConfig(d_latent=16, d_hidden=16)))
+    assert steered.write(Request(bars=2, seed=0, key="D minor", density="high"), tmp_path / "steered.mid")["bars"] == 2
 
 
 def test_controls_are_parsed_and_checked(generator):
@@ -204,14 +231,38 @@ def test_the_scale_lock_keeps_a_key_frame_prior_in_its_scale(key_frame_generator
     free, kept = _pitched_notes(tmp_path / "free.mid"), _pitched_notes(tmp_path / "locked.mid")
     assert any(p % 12 not in d_major for _, _, p in free)  # the tiny codec writes wrong notes...
     assert kept and all(p % 12 in d_major for _, _, p in kept)  # ...which the lock keeps out
-    assert g.decoding_bias(request) is None  # no lock, no bias
+    assert g.layout(request).frame_key == 0  # the frame's C major, moved to D major on the way out
+    assert g.decoding_bias(0) is None  # no lock, no bias
+
+
+def _prompt_file(path, pitches) -> Path:
+    """A one-track piano prompt of quarter notes at 120 BPM."""
+    score = symusic.Score(480)
+    track = symusic.Track(program=0)
+    for i, pitch in enumerate(pitches):
+        track.notes.append(symusic.Note(i * 480, 480, pitch, 80))
+    score.tracks.append(track)
+    score.dump_midi(str(path))
+    return path
+
+
+def test_the_scale_lock_follows_the_key_the_prior_writes_in(generator, key_frame_generator, tmp_path):
+    chromatic = _prompt_file(tmp_path / "chromatic.mid", range(60, 72))  # a flat histogram: no key
+    d_major = _prompt_file(tmp_path / "d.mid", [62, 64, 66, 67, 69, 71, 73, 74, 62, 66, 69, 74])
+    assert key_frame_generator.layout(Request(prompt=chromatic)).frame_key == -1  # left untransposed: no C major to lock to
+    assert key_frame_generator.layout(Request(prompt=chromatic, key="E minor")).frame_key == 0  # moved from the frame
+    assert key_frame_generator.layout(Request(prompt=d_major)).frame_key == 0
+    assert generator.layout(Request(prompt=d_major)).frame_key == 2  # a prior outside the frame keeps the prompt's key
+    assert generator.layout(Request(prompt=d_major, key="F major")).frame_key == 5
 
 
 def test_the_scale_lock_needs_a_scale(generator):
     locked = MusicGenerator(generator.codec, generator.tokenizer, generator.prior, generator.default_programs, scale_lock=2.0)
-    assert locked.decoding_bias(Request()) is None  # a prior outside the key frame, no key asked for
-    expected = scale_logit_bias(generator.tokenizer, scale_pitch_classes(14), 2.0)  # D minor
-    assert torch.equal(locked.decoding_bias(Request(key="D minor")), expected)
+    assert locked.layout(Request()).frame_key == -1  # a prior outside the key frame, no key asked for
+    assert locked.decoding_bias(-1) is None
+    assert locked.layout(Request(key="D minor")).frame_key == 14
+    expected = scale_logit_bias(generator.tokenizer, scale_pitch_classes(14), 2.0)
+    assert torch.equal(locked.decoding_bias(14), expected)
     with pytest.raises(ValueError, match="scale_lock"):
         MusicGenerator(generator.codec, generator.tokenizer, generator.prior, generator.default_programs, scale_lock=-1.0)
 

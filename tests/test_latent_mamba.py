@@ -6,19 +6,22 @@ import numpy as np
 import pytest
 import torch
 
+from musemorphic.nn.mixture import GaussianMixtureHead
 from musemorphic.models.latent_mamba import CONTROL_NAMES, LatentMamba, TrackMemory, latent_mamba_config
 from musemorphic.training.latent_mamba import LatentMambaTask, LatentSongWindows, build_latent_mamba, load_latent_mamba
 from musemorphic.training.loop import TrainConfig, make_optimizer, train
 
 
-def _model(head="gmm", track_memory_decay=0.0) -> LatentMamba:
+def _model(head="gmm", track_memory_decay=0.0, silence_head=False) -> LatentMamba:
     torch.manual_seed(0)
-    return LatentMamba(latent_mamba_config("tiny", d_latent=6, head=head, styles=["pop", "jazz"], track_memory_decay=track_memory_decay))
+    return LatentMamba(latent_mamba_config(
+        "tiny", d_latent=6, head=head, styles=["pop", "jazz"], track_memory_decay=track_memory_decay, silence_head=silence_head
+    ))
 
 
-@pytest.mark.parametrize("track_memory_decay", [0.0, 0.7])
-def test_recurrent_steps_equal_the_parallel_forward(track_memory_decay):
-    model = _model(track_memory_decay=track_memory_decay).eval()
+@pytest.mark.parametrize("track_memory_decay, silence_head", [(0.0, False), (0.7, False), (0.0, True)])
+def test_recurrent_steps_equal_the_parallel_forward(track_memory_decay, silence_head):
+    model = _model(track_memory_decay=track_memory_decay, silence_head=silence_head).eval()
     B, L = 2, 9
     latents = torch.randn(B, L, 6)
     tracks = torch.tensor([[0, 1, 2] * 3] * B)
@@ -34,7 +37,8 @@ def test_recurrent_steps_equal_the_parallel_forward(track_memory_decay):
             out, states = model.step(previous, tracks[:, t], programs[:, t], states)
             steps.append(out)
             previous = latents[:, t]
-    for i in range(3):
+    assert len(full) == 3 + silence_head  # mixture logits, means, log-scales (+ silence logits)
+    for i in range(len(full)):
         stepped = torch.stack([s[i] for s in steps], dim=1)
         torch.testing.assert_close(stepped, full[i], atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(reference[i], full[i], atol=1e-5, rtol=1e-5)
@@ -84,12 +88,13 @@ def test_windows_follow_the_slot_order(fixture_dataset):
     latents = np.arange(len(fixture_dataset) * 4, dtype=np.float32).reshape(-1, 4)  # row i holds 4i..4i+3
     windows = LatentSongWindows(fixture_dataset, latents, model.config, window_slots=12)
     rows, programs, _ = windows.songs[0]
-    got, tracks, progs, _ = windows.window(0, 2, 2)
+    got, tracks, progs, _, silent = windows.window(0, 2, 2)
     n_tracks = rows.shape[1]
     assert tracks.tolist() == list(range(n_tracks)) * 2
     assert progs.tolist() == programs.tolist() * 2
     expected_rows = [rows[b, t] for b in (2, 3) for t in range(n_tracks)]
     assert got[:, 0].tolist() == [4.0 * r for r in expected_rows]
+    assert silent.tolist() == [fixture_dataset.shard.columns["phrase_n_notes"][r] == 0 for r in expected_rows]
     batch = windows.sample(3, seed=0, rank=0, step=0)
     assert batch["latents"].shape[0] == 3 and batch["mask"].sum() > 0
     assert torch.equal(batch["controls"], windows.sample(3, seed=0, rank=0, step=0)["controls"])
@@ -235,3 +240,42 @@ def test_guidance_interpolates_and_extrapolates_between_the_two_rows(head):
             torch.testing.assert_close(g, e)
     if head == "gmm":
         torch.testing.assert_close(model.guide(prediction, 3.0)[2], prediction[2][0:1])  # scales: the conditioned row's
+
+
+def test_the_silence_head_scores_silent_slots_by_their_probability_alone():
+    model = _model(silence_head=True).eval()
+    B, L = 2, 6
+    latents, silent = torch.randn(B, L, 6), torch.tensor([[1, 0, 0, 1, 0, 0], [0, 0, 1, 0, 0, 0]], dtype=torch.bool)
+    tracks, programs = torch.tensor([[0, 1] * 3] * B), torch.tensor([[0, 33] * 3] * B)
+    controls, mask = torch.full((B, 5), -1), torch.ones(B, L)
+    prediction = model(controls, latents, tracks, programs)
+    p_silent = torch.sigmoid(prediction[3])  # (B, L)
+    density_nll = GaussianMixtureHead.nll(prediction[:3], latents) * 6  # nats per slot
+    expected = torch.where(silent, -p_silent.log(), -(1 - p_silent).log() + density_nll).mean() / 6
+    torch.testing.assert_close(model.loss(prediction, latents, mask, silent), expected)
+    moved = latents.clone()
+    moved[silent] += 5.0  # a silent slot's latent plays no part in its score
+    torch.testing.assert_close(model.loss(prediction, moved, mask, silent), expected)
+    with pytest.raises(ValueError, match="silent flags"):
+        model.loss(prediction, latents, mask)
+    with pytest.raises(ValueError, match="gmm"):
+        LatentMamba(latent_mamba_config("tiny", head="mse", silence_head=True))
+
+
+def test_silence_is_drawn_with_its_probability_and_never_without_the_head():
+    plain, model = _model(), _model(silence_head=True)
+    controls = torch.full((4000, 5), -1)
+    with torch.no_grad():
+        states = model.start(controls)
+        prediction, _ = model.step(torch.zeros(4000, 6), torch.zeros(4000, dtype=torch.long), torch.zeros(4000, dtype=torch.long), states)
+    generator = torch.Generator().manual_seed(0)
+    p = float(torch.sigmoid(prediction[3][0]))
+    assert model.silent(prediction, 1.0, generator).float().mean() == pytest.approx(p, abs=0.03)
+    assert model.silent(prediction, 0.0).all() == (p > 0.5)
+    state = generator.get_state()
+    plain_prediction = tuple(prediction[:3])
+    assert not plain.silent(plain_prediction, 1.0, generator).any()
+    assert torch.equal(generator.get_state(), state)  # no random number drawn: priors without the head sample as before
+    silence = prediction[3][:2] + torch.tensor([1.0, -1.0])  # guidance pushes the silence logit like the mixture's
+    guided = model.guide((*prediction[:3], silence), 3.0)
+    torch.testing.assert_close(guided[3], silence[1:2] + 3 * (silence[0:1] - silence[1:2]))

@@ -96,6 +96,15 @@ def test_settling_swaps_the_guesses_for_what_was_written():
     assert picks == [0, 0]
 
 
+def test_a_slot_drawn_silent_is_its_share_of_the_bar_and_writes_nothing():
+    steering = ControlSteering(TableCritic([0, 4, 8], np.zeros((3, 12))), SteeringTarget(density=2.0), n_tracks=2, bar_quarters=4)
+    steering.silent_slot()  # the first track rests: its half of the bar is owed by the second
+    assert steering.quarters == 2 and steering.onsets == 0
+    assert steering.choose(torch.arange(3.0)[:, None]) == 2  # 8 onsets wanted by the bar's end
+    steering.settle([np.zeros(13), np.concatenate([[6], np.zeros(12)])], bar_quarters=4)  # one fact per slot, silent ones too
+    assert steering.onsets == 6 and steering.quarters == 4
+
+
 def test_a_silent_bar_adds_no_time():
     steering = ControlSteering(TableCritic([4], np.zeros((1, 12))), SteeringTarget(density=1.0), n_tracks=1, bar_quarters=4)
     steering.choose(torch.zeros(1, 2))

@@ -237,6 +237,9 @@ def test_a_broken_bar_keeps_its_notes_before_the_first_fault(tokenizer):
     assert grammatical_prefix(head + second + ["Position_12", "Pitch_67", "Velocity_63", "Duration_1.0.4"]) == 10  # past the end
     assert grammatical_prefix(head + second + ["Position_2", "Pitch_67"]) == 10  # out of order, and cut short
     assert grammatical_prefix(head + ["Position_4", "Pitch_64", "Velocity_79"]) == 6
+    chord = ["Position_4", "Pitch_64", "Velocity_79", "Duration_0.2.4", "Pitch_67", "Velocity_79"]
+    assert grammatical_prefix(head + chord) == 10  # the chord's complete note is kept, its cut-short one dropped
+    assert grammatical_prefix(head + chord[:4] + ["Pitch_67", "Position_8"]) == 10
     assert grammatical_prefix(["Bar_None", "Position_1", "Velocity_79"]) == 1  # only the head: an empty bar
     assert grammatical_prefix(["Position_0", "Pitch_60"]) == 0
     assert grammatical_prefix(["Bar_None", "TimeSig_3/4", "Pitch_60", "Velocity_79"]) == 2  # a fault right after the head

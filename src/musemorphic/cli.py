@@ -208,6 +208,9 @@ def train_latent_mamba(
         0.0, help="Decay of each track's moving average of latents, given to the prior (0 = off; experimental, see BENCHMARKS.md)."
     ),
     min_log_scale: float = typer.Option(-3.0, help="Floor of the mixture components' log-scales (-7 reproduces priors trained before the floor)."),
+    silence_head: bool = typer.Option(
+        False, "--silence-head/--no-silence-head", help="Predict each slot's chance of a silent bar apart from the mixture of sounding ones."
+    ),
     input_noise: float = typer.Option(
         0.0, min=0.0, help="Noise (largest std, drawn per window) on the latents the prior reads in training, as its own samples miss the codes."
     ),
@@ -240,7 +243,7 @@ def train_latent_mamba(
         raise typer.BadParameter(f"--track-memory must be in [0, 1), got {track_memory}")
     model = build_latent_mamba(
         dataset, preset, head=head, d_latent=codec_model.config.d_latent, key_normalized=key_normalize, track_memory_decay=track_memory,
-        min_log_scale=min_log_scale, input_noise=input_noise,
+        min_log_scale=min_log_scale, input_noise=input_noise, silence_head=silence_head,
     )
     windows = LatentSongWindows(train_split, latents, model.config, window_slots=window, song_start_share=song_starts)
     layouts = collections.Counter(tuple(s["programs"]) for s in train_split.songs)

@@ -96,8 +96,8 @@ def codec_ids_to_base(tokenizer: PhraseTokenizer, ids: Sequence[int]) -> list[in
 
 
 def salvaged_bar(tokenizer: PhraseTokenizer, ids: Sequence[int]) -> list[int] | None:
-    """`grammatical_bar`, or else the longest well-formed bar the decoded ids begin with (the
-    notes of the positions before the first faulty one), or None when they hold no Program
+    """`grammatical_bar`, or else the longest well-formed bar the decoded ids begin with (its
+    complete notes before the first fault), or None when they hold no Program
     or no bar head."""
     try:
         return grammatical_bar(tokenizer, ids)

@@ -69,11 +69,12 @@ def parse_bar(names: list[str], positions_per_beat: int = 4) -> tuple[tuple[int,
 
 def grammatical_prefix(names: list[str], positions_per_beat: int = 4) -> int:
     """Length of the longest prefix of a bar's token names that is a well-formed bar, cut
-    at its end, before one of its Position tokens or after its head (`Bar [TimeSig]`); 0 when
-    not even the head parses. The notes of the position holding the first fault are dropped."""
+    at its end, before one of its Position or note (Pitch) tokens, or after its head
+    (`Bar [TimeSig]`); 0 when not even the head parses. So the complete notes before the
+    first fault are kept, those of its own position included."""
     head = 2 if len(names) > 1 and names[1].startswith("TimeSig_") else 1
-    positions = [i for i in range(len(names) - 1, head, -1) if names[i].startswith("Position_")]
-    cuts = [len(names), *positions, head]
+    starts = ("Position_", "Pitch_", "PitchDrum_")
+    cuts = [len(names), *(i for i in range(len(names) - 1, head, -1) if names[i].startswith(starts)), head]
     for cut in cuts:
         try:
             parse_bar(names[:cut], positions_per_beat)

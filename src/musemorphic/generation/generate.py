@@ -69,6 +69,18 @@ class GeneratedBar:
     invalid_tracks: list[int] = field(default_factory=list)  # ungrammatical (with salvage: nothing to keep) or of the wrong kind: silent
 
 
+@dataclass
+class Layout:
+    """What a request resolves to before any bar is drawn."""
+
+    programs: list[int]  # one per track
+    prompt_latents: torch.Tensor | None  # (n_bars, n_tracks, Z) in the prior's key frame, when continuing
+    shift: int  # semitones from the prior's key frame to the output
+    prompt_tempo: float | None  # BPM
+    time_signature: tuple[int, int] | None  # the prompt's last bar's
+    frame_key: int  # the key the prior writes in (-1: unknown), which a scale lock keeps to
+
+
 class MusicGenerator:
     def __init__(
         self,
@@ -95,8 +107,9 @@ class MusicGenerator:
         if scale_lock < 0:
             raise ValueError(f"scale_lock must be at least 0, got {scale_lock}")
         self.scale_lock = scale_lock  # nats off the decoder's logits per note outside the scale (scale_lock.py)
-        self.salvage = salvage  # an ungrammatical bar keeps the notes before its faulty position instead of falling silent
+        self.salvage = salvage  # an ungrammatical bar keeps its complete notes before the first fault instead of falling silent
         self.mover = Augmenter(tokenizer, AugmentConfig())  # transposes phrases in and out of the key frame
+        self._empty_codes: dict[tuple[int, tuple[int, int]], torch.Tensor] = {}  # (program, time signature) -> (Z,)
 
     @classmethod
     def load(
@@ -160,32 +173,32 @@ class MusicGenerator:
             density = density_target(ctl.parse_density(request.density), tuple(self.critic.config.density_thresholds))
         return ControlSteering(self.critic, SteeringTarget(density, key), n_tracks, bar_quarters)
 
-    def decoding_bias(self, request: Request) -> torch.Tensor | None:
-        """The scale lock's (V,) logit bias for a request, or None: no lock, or no scale known
-        (a prior that is not key-normalised, asked for no key)."""
-        if self.scale_lock == 0:
+    def decoding_bias(self, frame_key: int) -> torch.Tensor | None:
+        """The scale lock's (V,) logit bias for the key the prior writes in (a `Layout`'s
+        frame_key), or None: no lock, or no key known (-1)."""
+        if self.scale_lock == 0 or frame_key == -1:
             return None
-        if self.prior.config.key_normalized:
-            key = MAJOR_TONIC  # the frame's C major (key index 0); its A minor has the same scale
-        elif request.key:
-            key = ctl.parse_key(request.key)
-        else:
-            return None
-        return scale_logit_bias(self.tokenizer, ctl.scale_pitch_classes(key), self.scale_lock)
+        return scale_logit_bias(self.tokenizer, ctl.scale_pitch_classes(frame_key), self.scale_lock)
 
     # ---- bars ----------------------------------------------------------------------
     def bars(self, request: Request) -> Iterator[GeneratedBar]:
         """Generated bars, one at a time, forever when request.bars is None."""
-        programs, prompt_latents, shift, _ = self._layout(request)
-        return self._bars(request, programs, prompt_latents, shift)
+        return self._bars(request, self.layout(request))
 
-    def _layout(self, request: Request) -> tuple[list[int], torch.Tensor | None, int, float | None]:
-        """Track programs, the prompt's (n_bars, n_tracks, Z) latents when continuing one, the
-        semitones from the prior's key frame to the output key, and the prompt's tempo."""
+    def layout(self, request: Request) -> Layout:
+        """What a request resolves to before any bar is drawn (the prompt is read and encoded here)."""
         if request.prompt is None:
-            return request.programs or self.default_programs, None, self._output_shift(request, None), None
-        latents, programs, prompt_key, prompt_tempo = self._prompt_latents(request.prompt)
-        return programs, latents, self._output_shift(request, prompt_key), prompt_tempo
+            programs, latents, prompt_key, prompt_tempo, prompt_ts = request.programs or self.default_programs, None, None, None, None
+        else:
+            latents, programs, prompt_key, prompt_tempo, prompt_ts = self._prompt_latents(request.prompt)
+        if self.prior.config.key_normalized:
+            # C major (or its relative A minor): the frame every output key is moved from. A prompt of
+            # unknown key stays as it is, so it has no scale to lock to, unless a key is requested
+            # (the output is then moved from C major like any other; `_output_shift`).
+            frame_key = -1 if prompt_key == -1 and not request.key else MAJOR_TONIC
+        else:
+            frame_key = ctl.parse_key(request.key) if request.key else -1 if prompt_key is None else prompt_key
+        return Layout(programs, latents, self._output_shift(request, prompt_key), prompt_tempo, prompt_ts, frame_key)
 
     def _output_shift(self, request: Request, prompt_key: int | None) -> int:
         """0 unless the prior is key-normalised; then to the requested key, else the prompt's,
@@ -199,7 +212,8 @@ class MusicGenerator:
         return int(np.random.default_rng([request.seed, 1]).integers(-5, 7))
 
     @torch.no_grad()
-    def _bars(self, request: Request, programs: list[int], prompt_latents: torch.Tensor | None, shift: int) -> Iterator[GeneratedBar]:
+    def _bars(self, request: Request, layout: Layout) -> Iterator[GeneratedBar]:
+        programs, prompt_latents, shift = layout.programs, layout.prompt_latents, layout.shift
         generator = torch.Generator(device=self.device).manual_seed(request.seed)
         classes = self.control_classes(request)
         guided = request.guidance != 1.0 and any(c != -1 for c in classes)
@@ -215,17 +229,23 @@ class MusicGenerator:
         requested_ts = ctl.parse_time_signature(request.time_signature) if request.time_signature else None
         bar_quarters = 4 * requested_ts[0] / requested_ts[1] if requested_ts else 4.0
         steering = self.steering(request, len(programs), bar_quarters)
-        bias = self.decoding_bias(request)
+        time_signature = requested_ts or layout.time_signature or (4, 4)  # of the last decoded chunk's last bar: a silent slot's empty bar
+        bias = self.decoding_bias(layout.frame_key)
         chunk, index = (1 if steering else self.bars_per_batch(len(programs))), 0  # steering settles bar by bar
         while request.bars is None or index < request.bars:
             n_bars = chunk if request.bars is None else min(chunk, request.bars - index)
-            latents = []  # (n_bars * n_tracks) x (Z,)
+            latents, silent = [], []  # (n_bars * n_tracks) x (Z,), and whether the prior drew the slot silent
             for _ in range(n_bars * len(programs)):
                 track = len(latents) % len(programs)
                 prediction, states = self._step(previous, track, programs[track], states)
                 if guided:
                     prediction = self.prior.guide(prediction, request.guidance)
-                if steering is None:
+                silent.append(bool(self.prior.silent(prediction, request.temperature, generator)[0]))
+                if silent[-1]:  # the prior reads the code of an empty bar, as it learned from
+                    previous = self._empty_code(programs[track], time_signature)[None]
+                    if steering is not None:
+                        steering.silent_slot()
+                elif steering is None:
                     previous = self.prior.sample(prediction, request.temperature, generator).float()
                 else:  # the critic keeps one of several draws
                     repeated = tuple(x[:1].expand(self.candidates, *x.shape[1:]) for x in prediction)
@@ -234,16 +254,27 @@ class MusicGenerator:
                     previous = drawn[best : best + 1]
                 previous = previous.expand(len(rows), -1)
                 latents.append(previous[0])
-            decoded = decode_bars(self.codec, self.tokenizer, torch.stack(latents), logit_bias=bias, salvage=self.salvage)
+            sounding = [z for z, quiet in zip(latents, silent) if not quiet]
+            decodings = iter(decode_bars(self.codec, self.tokenizer, torch.stack(sounding), logit_bias=bias, salvage=self.salvage) if sounding else [])
+            decoded = [self.tokenizer.empty_bar(time_signature) if quiet else next(decodings) for quiet in silent]
             for start in range(0, len(decoded), len(programs)):
                 phrases = decoded[start : start + len(programs)]
                 bar = self._bar(index, phrases, programs, shift, requested_ts)
+                time_signature = bar.time_signature
                 if steering is not None:  # what the bar wrote, in the key frame, cut at its written length
                     length = bar_ticks(TPQ, bar.time_signature)
                     written = [phrase_facts(self.tokenizer, p, program, length) for p, program in zip(phrases, programs)]
                     steering.settle(written, length / TPQ)
                 yield bar
                 index += 1
+
+    def _empty_code(self, program: int, time_signature: tuple[int, int]) -> torch.Tensor:
+        """The codec's latent (Z,) of an empty bar of this program and time signature (cached)."""
+        key = (program, time_signature)
+        if key not in self._empty_codes:
+            bar = self.tokenizer.empty_bar(time_signature)
+            self._empty_codes[key] = encode_bars(self.codec, self.tokenizer, [bar], [program])[0].to(self.device)
+        return self._empty_codes[key]
 
     def bars_per_batch(self, n_tracks: int) -> int:
         """Bars decoded per codec batch for this many tracks."""
@@ -269,9 +300,9 @@ class MusicGenerator:
         return bar if shift == 0 else self.mover.transpose(bar, program, shift).tolist()
 
     @torch.no_grad()
-    def _prompt_latents(self, path: Path) -> tuple[torch.Tensor, list[int], int | None, float]:
+    def _prompt_latents(self, path: Path) -> tuple[torch.Tensor, list[int], int, float, tuple[int, int]]:
         """(n_bars, n_tracks, Z) codec latents of a MIDI prompt (in the prior's key frame), its
-        programs, its key (None unless the prior is key-normalised) and its tempo in BPM."""
+        programs, its key (-1: unknown), its tempo in BPM and its last bar's time signature."""
         tok = self.tokenizer
         raw = load_score(path)
         score = tok.preprocess(raw)
@@ -280,14 +311,13 @@ class MusicGenerator:
             raise ValueError(f"{path}: the prompt holds no notes")
         programs = [t.program for t in song.tracks]
         tempo = ctl.extract_controls(raw, get_bars_ticks(raw)).tempo  # before the tokenizer rounds it to a bin
-        key, shift = None, 0
-        if self.prior.config.key_normalized:
-            key = ctl.extract_controls(score, song.bar_ticks).key
-            shift = normalizing_shift(key)
+        key = ctl.extract_controls(score, song.bar_ticks).key
+        shift = normalizing_shift(key) if self.prior.config.key_normalized else 0
         bars = [self._transpose(bar, t.program, shift) for t in song.tracks for bar in t.bars]
         mu = encode_bars(self.codec, tok, bars, [t.program for t in song.tracks for _ in t.bars])
         grid = mu.view(len(programs), song.n_bars, -1).transpose(0, 1)  # (n_bars, n_tracks, Z)
-        return grid.to(self.device), programs, key, tempo
+        last_ts = _majority_time_signature(tok, [t.bars[-1] for t in song.tracks])
+        return grid.to(self.device), programs, key, tempo, last_ts
 
     # ---- MIDI ----------------------------------------------------------------------
     def write(
@@ -303,14 +333,15 @@ class MusicGenerator:
         A KeyboardInterrupt ends generation cleanly, leaving a valid file. `on_bar` is
         called after each bar is written (progress, measurements).
         """
-        programs, prompt_latents, shift, prompt_tempo = self._layout(request)  # the prompt is read and encoded once
-        tempo = requested_bpm(request.tempo) or prompt_tempo  # else the first decoded bar's (below)
+        layout = self.layout(request)  # the prompt is read and encoded once
+        programs = layout.programs
+        tempo = requested_bpm(request.tempo) or layout.prompt_tempo  # else the first decoded bar's (below)
         written = invalid = 0
         tick = 0
         previous_ts = None
         with StreamingMidiWriter(path, TPQ, programs) as writer:
             try:
-                for bar in self._bars(request, programs, prompt_latents, shift):
+                for bar in self._bars(request, layout):
                     if bar.index == 0:
                         decoded = (first_tempo(self.tokenizer.token_names(p)) for p in bar.phrases)
                         tempo = tempo or next((t for t in decoded if t), DEFAULT_TEMPO)

@@ -35,7 +35,7 @@ def decode_bars(
     salvage: bool = False,
 ) -> list[list[int] | None]:
     """Greedy decoding of latents (N, Z) to base-id bars, None where ungrammatical; with
-    `salvage`, an ungrammatical bar keeps the notes of its positions before the faulty one
+    `salvage`, an ungrammatical bar keeps its complete notes before the first fault
     (`salvaged_bar`). `logit_bias` (V,) is added to the decoder's logits."""
     device = next(model.parameters()).device
     bias = logit_bias.to(device) if logit_bias is not None else None

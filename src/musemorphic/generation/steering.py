@@ -76,6 +76,14 @@ class ControlSteering:
         self._guesses.append(np.concatenate([onsets[best : best + 1], pitch_classes[best]]))
         return best
 
+    def silent_slot(self) -> None:
+        """The next slot was drawn silent (a prior's silence head): it writes nothing, but it is
+        still its share of the bar."""
+        share = self.bar_quarters / self.n_tracks
+        self.quarters += share
+        self._guessed_quarters += share
+        self._guesses.append(np.zeros(13))
+
     def settle(self, written: list[np.ndarray], bar_quarters: float) -> None:
         """Swap the guesses for the bar just drawn for what it wrote: its tracks' (13,)
         `phrase_facts` in slot order, and its length in quarter notes. A silent bar adds no

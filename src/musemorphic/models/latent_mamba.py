@@ -31,6 +31,13 @@ next latent better than a prior trained without it, which a Mamba state shared b
 tracks learns only slowly; the option improves the held-out likelihood, but free-running
 generation then drifts into silence (BENCHMARKS.md, "Track memory").
 
+Silence head (optional, `silence_head`; off by default): beside the mixture, a logit per slot
+for "this track is silent in this bar" (a bar with no notes). The mixture then models the
+sounding bars only, and a silent slot's latent is the codec's code of an empty bar, which the
+generator supplies. The slot's likelihood is p(silent), or (1 - p(silent)) times the mixture's
+density. Without it an empty bar is one more mixture component whose weight trades off
+against fitting the sounding bars; with it the choice is its own calibrated probability.
+
 Each control is a class index or -1 for "unspecified" (embedding 0); training drops
 controls at random so generation works with any subset of them.
 
@@ -117,6 +124,7 @@ class LatentMambaConfig(JsonConfig):
     controls_every_slot: bool = True  # summed controls join every slot's input, not only the prefix
     track_memory_decay: float = 0.0  # per-track moving average of latents: input and mean offset (0 = off)
     min_log_scale: float = -3.0  # mixture components' narrowest log-scale (e^-3 = 0.05)
+    silence_head: bool = False  # a per-slot "silent bar" probability beside the mixture (gmm head only)
     input_noise: float = 0.0  # training only: each window's input latents get noise of std ~ U(0, input_noise); the track memory reads them clean
 
     @classmethod
@@ -146,6 +154,8 @@ class LatentMamba(nn.Module):
         super().__init__()
         if config.head not in ("gmm", "mse"):
             raise ValueError(f"head must be 'gmm' or 'mse', got {config.head!r}")
+        if config.silence_head and config.head != "gmm":
+            raise ValueError("a silence head needs the gmm head")
         self.config = c = config
         self.latent_in = nn.Linear(c.d_latent, c.d_model)
         self.memory_in = nn.Linear(c.d_latent, c.d_model) if c.track_memory_decay > 0 else None
@@ -160,6 +170,7 @@ class LatentMamba(nn.Module):
             self.head = GaussianMixtureHead(c.d_model, c.d_latent, c.n_components, c.min_log_scale)
         else:
             self.head = nn.Linear(c.d_model, c.d_latent)
+        self.silence = nn.Linear(c.d_model, 1) if c.silence_head else None
 
     # ---- inputs --------------------------------------------------------------------
     def control_tokens(self, controls: torch.Tensor) -> torch.Tensor:
@@ -180,15 +191,20 @@ class LatentMamba(nn.Module):
         return x + self.memory_in(averages) if self.memory_in is not None else x
 
     def predict(self, h: torch.Tensor, averages: torch.Tensor | None):
-        """Head outputs, each mean plus its gated share of the track's average: h (..., D), averages (..., Z)."""
+        """Head outputs, each mean plus its gated share of the track's average: h (..., D), averages (..., Z).
+        With the silence head, the mixture's tuple gains the silence logits (...)."""
         prediction = self.head(h)
-        if self.memory_in is None:
-            return prediction
-        gates = torch.sigmoid(self.memory_gate(h)).unsqueeze(-1)  # (..., K or 1, 1)
-        if self.config.head == "mse":
-            return prediction + gates[..., 0, :] * averages
-        logits, means, log_scales = prediction
-        return logits, means + gates * averages.unsqueeze(-2), log_scales
+        if self.memory_in is not None:
+            gates = torch.sigmoid(self.memory_gate(h)).unsqueeze(-1)  # (..., K or 1, 1)
+            if self.config.head == "mse":
+                return prediction + gates[..., 0, :] * averages
+            logits, means, log_scales = prediction
+            prediction = logits, means + gates * averages.unsqueeze(-2), log_scales
+        return prediction if self.silence is None else (*prediction, self.silence(h)[..., 0])
+
+    def mixture(self, prediction) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The Gaussian mixture's (logits, means, log-scales) of a gmm prediction."""
+        return tuple(prediction[:3])
 
     # ---- training ------------------------------------------------------------------
     def forward(
@@ -217,9 +233,16 @@ class LatentMamba(nn.Module):
         h, _ = self.backbone(torch.cat([control_tokens, inputs], dim=1), scan=scan)  # (B, C + L, D)
         return self.predict(h[:, len(CONTROL_NAMES) :], averages)
 
-    def loss(self, prediction, latents: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Mean over real slots (mask (B, L)) of the mixture NLL, or of the squared error."""
-        if self.config.head == "gmm":
+    def loss(self, prediction, latents: torch.Tensor, mask: torch.Tensor, silent: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean over real slots (mask (B, L)) of the NLL in nats per latent dimension, or of the
+        squared error. A silence head needs each slot's `silent` flag (B, L)."""
+        if self.silence is not None:
+            if silent is None:
+                raise ValueError("a prior with a silence head needs the slots' silent flags")
+            silent_logits = prediction[3].float()  # (B, L)
+            sounding = -F.logsigmoid(-silent_logits) + GaussianMixtureHead.nll(self.mixture(prediction), latents) * latents.shape[-1]
+            per_slot = torch.where(silent.bool(), -F.logsigmoid(silent_logits), sounding) / latents.shape[-1]
+        elif self.config.head == "gmm":
             per_slot = GaussianMixtureHead.nll(prediction, latents)  # (B, L)
         else:
             per_slot = (prediction.float() - latents.float()).pow(2).mean(-1)
@@ -257,10 +280,24 @@ class LatentMamba(nn.Module):
 
         if self.config.head == "mse":
             return push(prediction)
-        logits, means, log_scales = prediction
-        return push(logits), push(means), log_scales[0:1]
+        logits, means, log_scales = self.mixture(prediction)
+        silence = () if self.silence is None else (push(prediction[3]),)
+        return push(logits), push(means), log_scales[0:1], *silence
 
     def sample(self, prediction, temperature: float, generator: torch.Generator | None = None) -> torch.Tensor:
+        """A latent per row (B, Z); with the silence head, a sounding bar's."""
         if self.config.head == "mse":
             return prediction
-        return GaussianMixtureHead.sample(prediction, temperature, generator)
+        return GaussianMixtureHead.sample(self.mixture(prediction), temperature, generator)
+
+    def silent(self, prediction, temperature: float, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Whether each row's slot is drawn silent (B,): always False without the silence head
+        (and no random number is drawn). The logit is divided by the temperature; 0 takes the likelier."""
+        if self.silence is None:
+            rows = prediction.shape[0] if self.config.head == "mse" else prediction[0].shape[0]
+            return torch.zeros(rows, dtype=torch.bool)
+        logits = prediction[3].float()
+        if temperature <= 0:
+            return (logits > 0).cpu()
+        u = torch.rand(logits.shape, generator=generator, device=logits.device)
+        return (u < torch.sigmoid(logits / temperature)).cpu()

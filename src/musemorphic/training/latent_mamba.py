@@ -70,6 +70,7 @@ class LatentSongWindows:
         if not self.songs:
             raise ValueError(f"{dataset.directory}: no song fits a LatentMamba (<= {config.max_tracks} tracks)")
         self.latents = all_latents
+        self.silent = cols["phrase_n_notes"] == 0  # per phrase row: a bar of this track with no notes
         self.weights = np.array([rows.size for rows, _, _ in self.songs], dtype=np.float64)
         self.weights /= self.weights.sum()
 
@@ -79,7 +80,7 @@ class LatentSongWindows:
         n_tracks = rows.shape[1]
         latents = self.latents[rows.reshape(-1)]  # (bars * tracks, Z)
         tracks = np.tile(np.arange(n_tracks), len(rows))
-        return latents, tracks, np.tile(programs, len(rows)), controls
+        return latents, tracks, np.tile(programs, len(rows)), controls, self.silent[rows.reshape(-1)]
 
     def sample(self, batch_size: int, seed: int, rank: int, step: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng([seed, rank, step])
@@ -89,9 +90,9 @@ class LatentSongWindows:
             n_bars = max(1, self.window_slots // rows.shape[1])
             at_start = self.song_start_share > 0 and rng.random() < self.song_start_share
             start = 0 if at_start else int(rng.integers(0, max(1, rows.shape[0] - n_bars + 1)))
-            latents, tracks, programs, controls = self.window(song, start, n_bars)
+            latents, tracks, programs, controls, silent = self.window(song, start, n_bars)
             dropped = [c if rng.random() >= self.config.control_dropout else -1 for c in controls]
-            items.append((latents, tracks, programs, dropped))
+            items.append((latents, tracks, programs, dropped, silent))
         return collate(items, self.config.d_latent)
 
 
@@ -103,10 +104,12 @@ def collate(items, d_latent: int) -> dict[str, torch.Tensor]:
         "tracks": torch.zeros(B, L, dtype=torch.long),
         "programs": torch.zeros(B, L, dtype=torch.long),
         "mask": torch.zeros(B, L),
+        "silent": torch.zeros(B, L, dtype=torch.bool),  # the slot's bar has no notes
         "controls": torch.tensor([it[3] for it in items], dtype=torch.long),
     }
-    for i, (latents, tracks, programs, _) in enumerate(items):
+    for i, (latents, tracks, programs, _, silent) in enumerate(items):
         n = len(latents)
+        batch["silent"][i, :n] = torch.from_numpy(np.asarray(silent, dtype=bool))
         batch["latents"][i, :n] = torch.from_numpy(np.asarray(latents, dtype=np.float32))
         batch["tracks"][i, :n] = torch.from_numpy(tracks)
         batch["programs"][i, :n] = torch.from_numpy(programs)
@@ -126,7 +129,7 @@ class LatentMambaTask:
 
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor], step: int):
         prediction = model(batch["controls"], batch["latents"], batch["tracks"], batch["programs"])
-        loss = self.model.loss(prediction, batch["latents"], batch["mask"])
+        loss = self.model.loss(prediction, batch["latents"], batch["mask"], batch["silent"])
         return loss, {"slots": float(batch["mask"].sum())}
 
     def checkpoint_config(self) -> dict:

@@ -3,7 +3,7 @@
 The table is built once per codec and cached next to the dataset: `n_phrases` training-split
 latents (the prior's key frame when `key_normalized`), each greedily decoded and measured as
 the generator would write it (`phrase_facts`; an ungrammatical decoding counts as silent, where
-the generator now keeps the notes before its faulty position: a small difference, as real phrases' codes
+the generator now keeps its complete notes before the first fault: a small difference, as real phrases' codes
 decode broken far less often than prior draws). Batches are drawn from a generator seeded by
 (seed, rank, step), so resuming reproduces them.
 """
