@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("--pieces", type=int, default=48)
     parser.add_argument("--bars", type=int, default=16)
     parser.add_argument("--control-seeds", type=int, default=8, help="pieces per control value (0: no control table)")
-    parser.add_argument("--temperature", type=float, default=1.0, help="the prior's sampling temperature")
+    parser.add_argument("--temperature", type=float, default=None, help="the prior's sampling temperature (default: the one it records)")
     parser.add_argument("--no-salvage", action="store_true", help="leave ungrammatical bars silent instead of keeping their complete notes before the first fault")
     parser.add_argument("--scale-lock", type=float, default=0.0, help="the generator's scale lock (nats per note outside the scale)")
     args = parser.parse_args()

@@ -138,6 +138,12 @@ def test_train_latent_mamba_with_its_experimental_options_then_generate(fixture_
     config = json.loads((tmp_path / "run" / "checkpoint" / "config.json").read_text())
     assert config["model"]["track_memory_decay"] == 0.5 and config["model"]["min_log_scale"] == -5.0
     assert config["model"]["input_noise"] == 0.3 and config["model"]["silence_head"] is True
+    exported = runner.invoke(app, ["export", str(tmp_path / "run" / "checkpoint"), str(tmp_path / "shipped"), "--temperature", "1.1"])
+    assert exported.exit_code == 0, exported.output
+    assert json.loads((tmp_path / "shipped" / "config.json").read_text())["model"]["temperature"] == 1.1  # the default it samples at
+    not_a_prior = runner.invoke(app, ["export", str(codec), str(tmp_path / "codec_export"), "--temperature", "1.1"])
+    assert not_a_prior.exit_code == 2 and "LatentMamba" in "".join(not_a_prior.output.replace("│", "").split())
+    assert not (tmp_path / "codec_export").exists()
     out = tmp_path / "song.mid"
     song = runner.invoke(app, ["generate", "--codec", str(codec), "--prior", str(tmp_path / "run" / "checkpoint"), "--bars", "3", "-o", str(out)])
     assert song.exit_code == 0, song.output

@@ -121,6 +121,19 @@ def test_a_silence_head_leaves_the_slots_it_draws_silent(generator, fixture_data
     assert steered.write(Request(bars=2, seed=0, key="D minor", density="high"), tmp_path / "steered.mid")["bars"] == 2
 
 
+def test_a_request_without_a_temperature_takes_the_priors_own(generator, tmp_path):
+    g = MusicGenerator(generator.codec, generator.tokenizer, generator.prior, generator.default_programs)
+    assert g.temperature(Request()) == 1.0 and g.temperature(Request(temperature=0.0)) == 0.0
+    g.write(Request(bars=3, seed=1, temperature=0.5), tmp_path / "asked.mid")
+    g.prior.config = dataclasses.replace(g.prior.config, temperature=0.5)
+    try:
+        assert g.temperature(Request()) == 0.5
+        g.write(Request(bars=3, seed=1), tmp_path / "own.mid")
+    finally:
+        g.prior.config = dataclasses.replace(g.prior.config, temperature=1.0)
+    assert (tmp_path / "own.mid").read_bytes() == (tmp_path / "asked.mid").read_bytes()
+
+
 def test_controls_are_parsed_and_checked(generator):
     classes = generator.control_classes(Request(tempo="96", key="D minor", time_signature="3/4", density="high", style="fixtures"))
     assert classes[0] == 3 and classes[1] == 14 and classes[3] == 2 and classes[4] == 0

@@ -312,7 +312,7 @@ def generate(
     style: Optional[str] = typer.Option(None, help="A style the model was trained with (its corpus folders)."),
     prompt: Optional[Path] = typer.Option(None, help="A MIDI file to continue (the output holds the new bars)."),
     programs: Optional[str] = typer.Option(None, help="Track layout as GM programs, e.g. 0,33,-1 (-1 = drums)."),
-    temperature: float = typer.Option(1.0, help="Sampling temperature of the prior (0 = most likely)."),
+    temperature: Optional[float] = typer.Option(None, help="Sampling temperature of the prior (0 = most likely; default: the one the model records, 1.0 unless exported with another)."),
     guidance: float = typer.Option(1.0, help="Classifier-free guidance weight for the controls (1 = off; 2-3 follows them harder)."),
     seed: int = typer.Option(0, help="Same seed, same music."),
     plot: bool = typer.Option(False, "--plot", help="Also write a piano-roll PNG next to the MIDI file."),
@@ -434,7 +434,7 @@ def eval_generate(
     out: Path = typer.Option(Path("runs/eval_generate"), "-o", "--out", help="Report folder: report.md, report.json, metrics.png, pieces/."),
     pieces: int = typer.Option(48, help="Pieces to generate."),
     bars: int = typer.Option(16, help="Bars per piece."),
-    temperature: float = typer.Option(1.0, help="Sampling temperature of the prior."),
+    temperature: Optional[float] = typer.Option(None, help="Sampling temperature of the prior (default: the one the model records)."),
     guidance: float = typer.Option(1.0, help="Classifier-free guidance weight for the controls in the control table."),
     scale_lock: float = typer.Option(0.0, min=0.0, help="The generator's scale lock (see `generate --help`)."),
     train_songs: int = typer.Option(200, help="Training songs sampled for the real-vs-real ceiling."),
@@ -675,13 +675,19 @@ def export(
     checkpoint: Path = typer.Argument(..., help="A training checkpoint folder."),
     out: Path = typer.Argument(..., help="Folder to write: weights (fp16) and config, no optimizer state."),
     fp32: bool = typer.Option(False, "--fp32", help="Keep float32 weights."),
+    temperature: Optional[float] = typer.Option(
+        None, min=0.0, help="For a LatentMamba: record this as the sampling temperature generation uses by default."
+    ),
 ) -> None:
     """Make a shippable copy of a checkpoint (as the package's bundled models are made)."""
     import torch
 
-    from musemorphic.training.checkpoint import export_model
+    from musemorphic.training.checkpoint import export_model, read_checkpoint_config
 
-    export_model(checkpoint, out, torch.float32 if fp32 else torch.float16)
+    if temperature is not None and read_checkpoint_config(checkpoint).get("kind") != "latent_mamba":
+        raise typer.BadParameter(f"{checkpoint} is not a LatentMamba checkpoint; only a prior samples with a temperature")
+    model_overrides = {} if temperature is None else {"temperature": temperature}
+    export_model(checkpoint, out, torch.float32 if fp32 else torch.float16, model_overrides)
     size = sum(p.stat().st_size for p in out.iterdir())
     console.print(f"{out}: {size / 2**20:.1f} MiB")
 

@@ -77,7 +77,7 @@ def control_accuracy(
     seeds: int = 8,
     bars: int = 8,
     first_seed: int = 0,
-    temperature: float = 1.0,
+    temperature: float | None = None,  # None: the prior's own
     guidance: float = 1.0,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, dict]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +47,7 @@ class GenerationEvalConfig:
     pieces: int = 48
     bars: int = 16
     window_bars: int = 8
-    temperature: float = 1.0
+    temperature: float | None = None  # None: the prior's own
     guidance: float = 1.0  # for the control table (the other pieces request no control)
     train_songs: int = 200  # training songs the ceiling's excerpts are drawn from
     draws: int = 16  # seeded draws of G's size behind the ceiling and the floors (medians)
@@ -70,6 +70,7 @@ def evaluate_generation(
     for name, split in (("test", test), ("train", train)):
         if len(split.song_indices) == 0:
             raise ValueError(f"{data}: the {name} split holds no songs; eval generate needs both")
+    config = replace(config, temperature=generator.temperature(Request(temperature=config.temperature)))
     rng = np.random.default_rng(config.seed)
 
     generated_bars, phrases, programs, trailing_silent = generate_pieces(generator, out / "pieces", config, progress)

@@ -56,7 +56,7 @@ class Request:
     style: str | None = None
     programs: list[int] | None = None  # track layout; default: the prior's most common one
     prompt: Path | None = None  # a MIDI file to continue (the output holds the new bars only)
-    temperature: float = 1.0
+    temperature: float | None = None  # None: the prior's own (its config's `temperature`)
     guidance: float = 1.0  # classifier-free guidance weight for the controls (1 = plain conditioning)
     seed: int = 0
 
@@ -161,7 +161,7 @@ class MusicGenerator:
         """The steering for a request, or None when there is nothing to steer: no critic, one
         candidate, an MSE-head prior, a temperature of 0 (every draw the same), or neither a
         density nor a key requested."""
-        pointless = self.candidates == 1 or self.prior.config.head != "gmm" or request.temperature <= 0
+        pointless = self.candidates == 1 or self.prior.config.head != "gmm" or self.temperature(request) <= 0
         if self.critic is None or pointless or not (request.density or request.key):
             return None
         key = None
@@ -172,6 +172,10 @@ class MusicGenerator:
         if request.density:
             density = density_target(ctl.parse_density(request.density), tuple(self.critic.config.density_thresholds))
         return ControlSteering(self.critic, SteeringTarget(density, key), n_tracks, bar_quarters)
+
+    def temperature(self, request: Request) -> float:
+        """The prior's sampling temperature for a request: the requested one, else the prior's own."""
+        return self.prior.config.temperature if request.temperature is None else request.temperature
 
     def decoding_bias(self, frame_key: int) -> torch.Tensor | None:
         """The scale lock's (V,) logit bias for the key the prior writes in (a `Layout`'s
@@ -215,6 +219,7 @@ class MusicGenerator:
     def _bars(self, request: Request, layout: Layout) -> Iterator[GeneratedBar]:
         programs, prompt_latents, shift = layout.programs, layout.prompt_latents, layout.shift
         generator = torch.Generator(device=self.device).manual_seed(request.seed)
+        temperature = self.temperature(request)
         classes = self.control_classes(request)
         guided = request.guidance != 1.0 and any(c != -1 for c in classes)
         rows = [classes, [-1] * len(classes)] if guided else [classes]  # guided: conditioned + unconditioned rows
@@ -240,16 +245,16 @@ class MusicGenerator:
                 prediction, states = self._step(previous, track, programs[track], states)
                 if guided:
                     prediction = self.prior.guide(prediction, request.guidance)
-                silent.append(bool(self.prior.silent(prediction, request.temperature, generator)[0]))
+                silent.append(bool(self.prior.silent(prediction, temperature, generator)[0]))
                 if silent[-1]:  # the prior reads the code of an empty bar, as it learned from
                     previous = self._empty_code(programs[track], time_signature)[None]
                     if steering is not None:
                         steering.silent_slot()
                 elif steering is None:
-                    previous = self.prior.sample(prediction, request.temperature, generator).float()
+                    previous = self.prior.sample(prediction, temperature, generator).float()
                 else:  # the critic keeps one of several draws
                     repeated = tuple(x[:1].expand(self.candidates, *x.shape[1:]) for x in prediction)
-                    drawn = self.prior.sample(repeated, request.temperature, generator).float()  # (K, Z)
+                    drawn = self.prior.sample(repeated, temperature, generator).float()  # (K, Z)
                     best = steering.choose(drawn)
                     previous = drawn[best : best + 1]
                 previous = previous.expand(len(rows), -1)

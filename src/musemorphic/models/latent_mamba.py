@@ -124,6 +124,7 @@ class LatentMambaConfig(JsonConfig):
     controls_every_slot: bool = True  # summed controls join every slot's input, not only the prefix
     track_memory_decay: float = 0.0  # per-track moving average of latents: input and mean offset (0 = off)
     min_log_scale: float = -3.0  # mixture components' narrowest log-scale (e^-3 = 0.05)
+    temperature: float = 1.0  # the sampling temperature generation uses when none is asked for (`export --temperature`)
     silence_head: bool = False  # a per-slot "silent bar" probability beside the mixture (gmm head only)
     input_noise: float = 0.0  # training only: each window's input latents get noise of std ~ U(0, input_noise); the track memory reads them clean
 

@@ -100,14 +100,18 @@ def save_checkpoint(
     return directory
 
 
-def export_model(source: Path, destination: Path, dtype: torch.dtype = torch.float16) -> Path:
-    """A weights-and-config copy of a checkpoint for shipping: no optimizer, floats cast to `dtype`.
+def export_model(source: Path, destination: Path, dtype: torch.dtype = torch.float16, model_overrides: dict | None = None) -> Path:
+    """A weights-and-config copy of a checkpoint for shipping: no optimizer, floats cast to `dtype`,
+    `model_overrides` set in its model config (fields that do not change the weights' meaning).
 
     Loading casts the weights back to the model's dtype (`load_state_dict` copies values).
     """
     checkpoint = load_checkpoint(source)
     weights = {k: v.to(dtype) if v.is_floating_point() else v for k, v in checkpoint.weights.items()}
-    return save_checkpoint(destination, weights, checkpoint.config, step=checkpoint.step)
+    config = checkpoint.config
+    if model_overrides:
+        config = {**config, "model": {**config["model"], **model_overrides}}
+    return save_checkpoint(destination, weights, config, step=checkpoint.step)
 
 
 def checkpoint_exists(directory: Path) -> bool:
