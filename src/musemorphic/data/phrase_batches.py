@@ -96,14 +96,11 @@ def codec_ids_to_base(tokenizer: PhraseTokenizer, ids: Sequence[int]) -> list[in
 
 
 def salvaged_bar(tokenizer: PhraseTokenizer, ids: Sequence[int]) -> list[int] | None:
-    """`grammatical_bar`, or else the longest well-formed bar the decoded ids begin with (its
-    complete notes before the first fault), or None when they hold no Program
-    or no bar head."""
-    try:
-        return grammatical_bar(tokenizer, ids)
-    except GrammarError:
-        if not ids or ids[0] not in tokenizer.program_by_id:
-            return None
+    """The bar of `grammatical_bar` when it is well-formed, or else the longest well-formed bar
+    the decoded ids begin with (its complete notes before the first fault), or None when they
+    hold no Program or no bar head."""
+    if not ids or ids[0] not in tokenizer.program_by_id:
+        return None
     bar = tokenizer.bpe_decode(ids[1:])
     cut = grammatical_prefix(tokenizer.token_names(bar))
     return bar[:cut] if cut else None

@@ -201,7 +201,7 @@ class MusicGenerator:
             # (the output is then moved from C major like any other; `_output_shift`).
             frame_key = -1 if prompt_key == -1 and not request.key else MAJOR_TONIC
         else:
-            frame_key = ctl.parse_key(request.key) if request.key else -1 if prompt_key is None else prompt_key
+            frame_key = ctl.parse_key(request.key) if request.key else (-1 if prompt_key is None else prompt_key)
         return Layout(programs, latents, self._output_shift(request, prompt_key), prompt_tempo, prompt_ts, frame_key)
 
     def _output_shift(self, request: Request, prompt_key: int | None) -> int:
