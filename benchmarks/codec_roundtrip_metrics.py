@@ -28,12 +28,16 @@ from musemorphic.generation.phrase_codec import decode_bars, encode_bars
 from musemorphic.training.phrase_vae import load_phrase_vae
 
 
-def round_trip(codec, tokenizer, tracks: list[tuple[int, list[list[int]]]]) -> list[tuple[int, list[list[int]]]]:
+def round_trip(
+    codec, tokenizer, tracks: list[tuple[int, list[list[int]]]], temperature: float = 0.0, top_p: float = 1.0,
+    salvage: bool = False,
+) -> list[tuple[int, list[list[int]]]]:
     """(program, base-id bars) per track -> the same with every bar encoded and decoded
-    (an ungrammatical decoding becomes a bar without tokens, which `song_bars` reads as silent)."""
+    (an ungrammatical decoding becomes a bar without tokens, which `song_bars` reads as silent;
+    with `salvage`, it keeps its notes before the fault, as the generator's bars do)."""
     bars = [bar for _, track_bars in tracks for bar in track_bars]
     programs = [program for program, track_bars in tracks for _ in track_bars]
-    decoded = iter(decode_bars(codec, tokenizer, encode_bars(codec, tokenizer, bars, programs)))
+    decoded = iter(decode_bars(codec, tokenizer, encode_bars(codec, tokenizer, bars, programs), temperature=temperature, top_p=top_p, salvage=salvage))
     return [(program, [next(decoded) or [] for _ in track_bars]) for program, track_bars in tracks]
 
 
@@ -41,15 +45,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--codec", type=Path, required=True)
     parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--decode-temperature", type=float, default=0.0, help="0: greedy decoding")
+    parser.add_argument("--decode-top-p", type=float, default=1.0, help="the nucleus sampled decoding draws from")
+    parser.add_argument("--seed", type=int, default=0, help="for sampled decoding")
+    parser.add_argument("--salvage", action="store_true", help="a broken bar keeps its notes before the fault (as generated bars do)")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    torch.manual_seed(args.seed)
     codec, tokenizer = load_phrase_vae(args.codec)
     test = PhraseDataset(args.data, split="test")
     originals, rebuilt = [], []
     for song in test.song_indices:
         tracks = [(p, [[int(t) for t in bar] for bar in bars]) for p, bars in test.song_tracks(int(song))]
         originals.append(song_bars(tokenizer, tracks))
-        rebuilt.append(song_bars(tokenizer, round_trip(codec, tokenizer, tracks)))
+        rebuilt.append(song_bars(tokenizer, round_trip(codec, tokenizer, tracks, args.decode_temperature, args.decode_top_p, args.salvage)))
     windows = to_windows(originals, 8)
     real, decoded = metric_values(windows), metric_values(to_windows(rebuilt, 8))
     rows = {}
@@ -57,7 +66,8 @@ def main() -> None:
         c = compare(real[metric], decoded[metric])
         rows[metric] = {"real_mean": float(real[metric].mean()), "round_trip_mean": float(decoded[metric].mean()),
                         "overlap": round(c.overlap, 3), "kl": round(c.kl, 3)}
-    print(json.dumps({"machine": machine(), "codec": str(args.codec), "songs": len(originals),
+    print(json.dumps({"machine": machine(), "codec": str(args.codec), "decode_temperature": args.decode_temperature,
+                      "decode_top_p": args.decode_top_p, "salvage": args.salvage, "songs": len(originals),
                       "windows": len(windows), "metrics": rows}, indent=1))
 
 

@@ -34,9 +34,12 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=None, help="the prior's sampling temperature (default: the one it records)")
     parser.add_argument("--no-salvage", action="store_true", help="leave ungrammatical bars silent instead of keeping their complete notes before the first fault")
     parser.add_argument("--scale-lock", type=float, default=0.0, help="the generator's scale lock (nats per note outside the scale)")
+    parser.add_argument("--decode-temperature", type=float, default=0.0, help="the codec's sampling temperature (0: greedy decoding)")
+    parser.add_argument("--decode-top-p", type=float, default=1.0, help="the nucleus sampled decoding draws from")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    generator = MusicGenerator.load(args.codec, args.prior, args.critic, scale_lock=args.scale_lock, salvage=not args.no_salvage)
+    generator = MusicGenerator.load(args.codec, args.prior, args.critic, scale_lock=args.scale_lock, salvage=not args.no_salvage,
+                                    decode_temperature=args.decode_temperature, decode_top_p=args.decode_top_p)
     config = GenerationEvalConfig(pieces=args.pieces, bars=args.bars, control_seeds=args.control_seeds, temperature=args.temperature)
     report = evaluate_generation(generator, args.data, args.out, config)
     print(json.dumps({"machine": machine(), "codec": str(args.codec), "prior": str(args.prior), "critic": str(args.critic), "report": report}, indent=1))

@@ -189,6 +189,12 @@ def test_shipped_models_generate_and_evaluate_offline(fixture_dataset_dir, tmp_p
     assert pitches and all(p % 12 in scale_pitch_classes(3) for p in pitches)
     bad = runner.invoke(app, ["generate", "-o", str(locked), "--scale-lock", "-1"])
     assert bad.exit_code != 0 and "--scale-lock" in bad.output
+    sampled = tmp_path / "sampled.mid"
+    result = runner.invoke(app, ["generate", "-o", str(sampled), "--bars", "4", "--decode-temperature", "1", "--decode-top-p", "0.9"])
+    assert result.exit_code == 0, result.output
+    assert symusic.Score(str(sampled)).note_num() > 0
+    bad = runner.invoke(app, ["generate", "-o", str(sampled), "--decode-top-p", "0"])
+    assert bad.exit_code != 0 and "--decode-top-p" in bad.output
     result = runner.invoke(app, ["eval", "phrase-vae", "--data", str(fixture_dataset_dir), "--split", "train",
                                  "--max-bars", "16", "--prior-samples", "4", "--json"])
     assert result.exit_code == 0, result.output

@@ -179,19 +179,34 @@ def test_interrupted_endless_run_leaves_a_valid_file(generator, tmp_path):
     assert max(n.time for t in score.tracks for n in t.notes) < 5 * bar_ticks(480, (4, 4)) + 1
 
 
-def test_batched_decoding_of_chunks_writes_the_same_music_as_bar_by_bar(generator, tmp_path):
+@pytest.mark.parametrize("decode_temperature", [0.0, 1.0], ids=["greedy", "sampled"])
+def test_batched_decoding_of_chunks_writes_the_same_music_as_bar_by_bar(generator, tmp_path, decode_temperature):
     request = Request(bars=7, seed=5, temperature=1.0)
     batch, tracks = generator.decode_phrases, len(generator.default_programs)
     try:
+        generator.decode_temperature = decode_temperature
         generator.decode_phrases = tracks  # one bar per batch
         generator.write(request, tmp_path / "one.mid")
         generator.decode_phrases = 4 * tracks + 1  # 7 bars: a chunk of 4, then a short one of 3
         assert generator.bars_per_batch(tracks) == 4
         generator.write(request, tmp_path / "four.mid")
     finally:
-        generator.decode_phrases = batch
+        generator.decode_phrases, generator.decode_temperature = batch, 0.0
     assert (tmp_path / "one.mid").read_bytes() == (tmp_path / "four.mid").read_bytes()
     assert symusic.Score(str(tmp_path / "one.mid")).note_num() > 0
+
+
+def test_sampled_decoding_writes_other_notes_from_the_same_latents(generator, tmp_path):
+    g = generator
+    request = Request(bars=6, seed=2, temperature=1.0)
+    g.write(request, tmp_path / "greedy.mid")
+    sampled = MusicGenerator(g.codec, g.tokenizer, g.prior, g.default_programs, decode_temperature=1.0)
+    sampled.write(request, tmp_path / "sampled.mid")
+    sampled.write(request, tmp_path / "again.mid")
+    assert (tmp_path / "sampled.mid").read_bytes() == (tmp_path / "again.mid").read_bytes()
+    assert _pitched_notes(tmp_path / "sampled.mid") != _pitched_notes(tmp_path / "greedy.mid")
+    with pytest.raises(ValueError, match="decode_temperature"):
+        MusicGenerator(g.codec, g.tokenizer, g.prior, g.default_programs, decode_temperature=-0.5)
 
 
 @pytest.fixture(scope="module")

@@ -97,10 +97,13 @@ def test_settling_swaps_the_guesses_for_what_was_written():
 
 
 def test_a_slot_drawn_silent_is_its_share_of_the_bar_and_writes_nothing():
+    sparse = ControlSteering(TableCritic([4, 4, 8], np.ones((3, 12))), SteeringTarget(density=0.1), n_tracks=2, bar_quarters=4)
+    assert sparse.choose(torch.arange(3.0)[:, None], torch.tensor([False, True, False])) == 1  # 4, 0 (silent) or 8 onsets
+    assert sparse.quarters == 2 and sparse.onsets == 0 and not sparse.pitch_classes.any()
     steering = ControlSteering(TableCritic([0, 4, 8], np.zeros((3, 12))), SteeringTarget(density=2.0), n_tracks=2, bar_quarters=4)
-    steering.silent_slot()  # the first track rests: its half of the bar is owed by the second
+    assert steering.choose(torch.ones(1, 1), torch.tensor([True])) == 0  # the first track rests
     assert steering.quarters == 2 and steering.onsets == 0
-    assert steering.choose(torch.arange(3.0)[:, None]) == 2  # 8 onsets wanted by the bar's end
+    assert steering.choose(torch.arange(3.0)[:, None]) == 2  # its half of the bar is owed by the second: 8 onsets wanted
     steering.settle([np.zeros(13), np.concatenate([[6], np.zeros(12)])], bar_quarters=4)  # one fact per slot, silent ones too
     assert steering.onsets == 6 and steering.quarters == 4
 

@@ -12,7 +12,7 @@ import torch
 from musemorphic.data.remi_grammar import BarNote, GrammarError, grammatical_prefix, note_f1, parse_bar, precision_recall_f1
 from musemorphic.data.phrase_batches import PhraseBatcher, codec_ids_to_base, salvaged_bar
 from musemorphic.evaluation.phrase_vae import evaluate_phrase_vae, phrase_fault, prior_faults
-from musemorphic.models.phrase_vae import kl_per_dim, phrase_vae_config
+from musemorphic.models.phrase_vae import inverse_cdf_sample, kl_per_dim, nucleus, phrase_vae_config
 from musemorphic.training.loop import TrainConfig, train
 from musemorphic.training.phrase_vae import CurriculumConfig, PhraseVAETask, build_phrase_vae, span_mask
 
@@ -149,6 +149,42 @@ def test_tiny_preset_overfits_32_bars_exactly(fixture_dataset, tmp_path):
     assert batch_sizes[0] == 32 and batch_sizes[-1] < 32 and batch_sizes == sorted(batch_sizes, reverse=True)
     with torch.no_grad():
         assert decoded == [model.generate(mu[i : i + 1])[0] for i in range(len(mu))]
+
+
+def test_inverse_cdf_sampling_picks_tokens_by_their_probability():
+    logits = torch.tensor([float("-inf"), 0.0, float("-inf"), math.log(3.0)]).expand(5, 4)  # p = 0, 1/4, 0, 3/4
+    u = torch.tensor([0.0, 0.2, 0.26, 0.5, 1 - 1e-12], dtype=torch.float64)
+    assert inverse_cdf_sample(logits, u).tolist() == [1, 1, 3, 3, 3]  # never a token of probability 0
+    grid = (torch.arange(1000, dtype=torch.float64) + 0.5) / 1000
+    counts = torch.bincount(inverse_cdf_sample(logits[:1].expand(1000, 4), grid), minlength=4)
+    assert counts.tolist() == [0, 250, 0, 750]
+
+
+def test_the_nucleus_keeps_the_most_likely_tokens_up_to_top_p():
+    logits = torch.tensor([[0.15, 0.5, 0.05, 0.3]]).log()
+    kept = lambda top_p: torch.isfinite(nucleus(logits, top_p))[0].tolist()
+    assert kept(0.79) == [False, True, False, True]
+    assert kept(0.81) == [True, True, False, True]
+    assert kept(0.1) == [False, True, False, False]  # the most likely token always stays
+    assert kept(1.0) == [True] * 4
+
+
+def test_sampled_decoding_of_a_row_does_not_depend_on_its_batch(fixture_dataset):
+    torch.manual_seed(0)
+    model = build_phrase_vae(fixture_dataset.tokenizer, "tiny").eval()
+    z = torch.randn(6, model.config.d_latent)
+    uniforms = torch.rand(6, model.config.max_len, dtype=torch.float64)
+    with torch.no_grad():
+        batch = model.generate(z, temperature=1.0, max_len=24, uniforms=uniforms)
+        alone = [model.generate(z[i : i + 1], temperature=1.0, max_len=24, uniforms=uniforms[i : i + 1])[0] for i in range(6)]
+        other = model.generate(z, temperature=1.0, max_len=24, uniforms=torch.rand(6, model.config.max_len, dtype=torch.float64))
+        cold = model.generate(z, temperature=1e-4, max_len=24, uniforms=uniforms)
+        narrow = model.generate(z, temperature=1.0, max_len=24, uniforms=uniforms, top_p=1e-6)
+        greedy = model.generate(z, max_len=24)
+    assert batch == alone and batch != other
+    assert cold == greedy == narrow  # a vanishing temperature or nucleus is greedy decoding
+    with pytest.raises(ValueError, match="uniforms"):
+        model.generate(z, temperature=1.0, max_len=24, uniforms=uniforms[:, :10])
 
 
 def test_report_of_an_untrained_model_is_well_formed(fixture_dataset):

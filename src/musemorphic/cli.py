@@ -327,6 +327,10 @@ def generate(
     scale_lock: float = typer.Option(
         0.0, min=0.0, help="Nats taken off the decoder's score of each note outside the piece's scale (0 = off; 50 = none but pitches clipped at the range's edges)."
     ),
+    decode_temperature: float = typer.Option(
+        0.0, min=0.0, help="Sample each bar's tokens from the codec at this temperature (0 = greedy, the measured default; more varied, less in key)."
+    ),
+    decode_top_p: float = typer.Option(1.0, min=0.01, max=1.0, help="With --decode-temperature: draw from the most likely tokens up to this probability."),
     chunk_bars: int = typer.Option(8, help="Bars between writes of the MIDI file."),
 ) -> None:
     """Write new music: unconditional, controlled, continued, or endless."""
@@ -342,6 +346,8 @@ def generate(
         critic or _shipped_critic(codec),
         candidates=candidates,
         scale_lock=scale_lock,
+        decode_temperature=decode_temperature,
+        decode_top_p=decode_top_p,
     )
     request = Request(
         bars=None if stream else bars, tempo=tempo, key=key, time_signature=time_signature, density=density,
@@ -437,6 +443,8 @@ def eval_generate(
     temperature: Optional[float] = typer.Option(None, help="Sampling temperature of the prior (default: the one the model records)."),
     guidance: float = typer.Option(1.0, help="Classifier-free guidance weight for the controls in the control table."),
     scale_lock: float = typer.Option(0.0, min=0.0, help="The generator's scale lock (see `generate --help`)."),
+    decode_temperature: float = typer.Option(0.0, min=0.0, help="The codec's sampling temperature (see `generate --help`)."),
+    decode_top_p: float = typer.Option(1.0, min=0.01, max=1.0, help="The nucleus of sampled decoding (see `generate --help`)."),
     train_songs: int = typer.Option(200, help="Training songs sampled for the real-vs-real ceiling."),
     control_seeds: int = typer.Option(2, help="Pieces per value of each control for the control table (0: skip it)."),
     seed: int = typer.Option(0, help="Seed of the first piece and of the sampled sets."),
@@ -457,7 +465,9 @@ def eval_generate(
         critic = model / "phrase_critic"
     codec = codec or (model / "phrase_vae" if model else _shipped_model("phrase_vae"))
     prior = prior or (model / "latent_mamba" if model else _shipped_model("latent_mamba"))
-    generator = MusicGenerator.load(codec, prior, critic, scale_lock=scale_lock)
+    generator = MusicGenerator.load(
+        codec, prior, critic, scale_lock=scale_lock, decode_temperature=decode_temperature, decode_top_p=decode_top_p
+    )
     config = GenerationEvalConfig(pieces=pieces, bars=bars, temperature=temperature, guidance=guidance, train_songs=train_songs,
                                   control_seeds=control_seeds, seed=seed)
     with _progress_bar("evaluating") as bar:

@@ -119,6 +119,7 @@ def evaluate_generation(
         "controls": controls,
         "key_frame": generator.prior.config.key_normalized,
         "scale_lock": generator.scale_lock,
+        "decoding": {"temperature": generator.decode_temperature, "top_p": generator.decode_top_p},
         "salvage": generator.salvage,
         "all_metrics_meet_target": all(m["meets_target"] for m in metrics.values()),
     }
@@ -264,11 +265,12 @@ def _mean(values: np.ndarray) -> float:
 
 def markdown_report(report: dict) -> str:
     """The report's figures as Markdown (the JSON holds the same numbers)."""
-    c = report["config"]
+    c, d = report["config"], report["decoding"]
+    decoding = "greedy decoding" if d["temperature"] == 0 else f"decoding sampled at temperature {d['temperature']}, top-p {d['top_p']}"
     lines = [
         "# Generation report",
         "",
-        f"{c['pieces']} generated pieces of {c['bars']} bars (temperature {c['temperature']}, scale lock {report['scale_lock']}, "
+        f"{c['pieces']} generated pieces of {c['bars']} bars (temperature {c['temperature']}, {decoding}, scale lock {report['scale_lock']}, "
         f"broken bars {'salvaged' if report['salvage'] else 'left silent'}, "
         f"seeds {c['seed']}..) against "
         f"the test split of `{report['data']}`, in {c['window_bars']}-bar windows: "

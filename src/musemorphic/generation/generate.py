@@ -4,8 +4,9 @@ The prior runs in recurrent mode: its state has a fixed size, and nothing genera
 kept once written, so a run of any length uses the same memory. Every bar is drawn slot by
 slot (track by track). The PhraseVAE decodes about `decode_phrases` latents per batch, in
 chunks of `max(1, decode_phrases // tracks)` bars: on a CPU the cost of a decoding step grows
-far more slowly than its rows, so one track gets long chunks. Greedy decoding is row by row,
-so the chunk size changes the speed, not the music (tests/test_generation.py checks it). The
+far more slowly than its rows, so one track gets long chunks. Decoding is row by row, greedy
+or (with a decode temperature) sampled from each slot's own seeded draws, so the chunk size
+changes the speed, not the music (tests/test_generation.py checks it). The
 notes go to a `StreamingMidiWriter` that makes the file valid after every write. With a
 PhraseCritic, a requested density or key also steers the sampling (`steering.py`): each slot
 keeps the best of `candidates` draws from the prior, and bars are decoded one at a time so
@@ -93,6 +94,8 @@ class MusicGenerator:
         candidates: int = 8,
         scale_lock: float = 0.0,
         salvage: bool = True,
+        decode_temperature: float = 0.0,
+        decode_top_p: float = 1.0,
     ):
         self.codec, self.tokenizer, self.prior = codec.eval(), tokenizer, prior.eval()
         self.default_programs = default_programs
@@ -107,6 +110,12 @@ class MusicGenerator:
         if scale_lock < 0:
             raise ValueError(f"scale_lock must be at least 0, got {scale_lock}")
         self.scale_lock = scale_lock  # nats off the decoder's logits per note outside the scale (scale_lock.py)
+        if decode_temperature < 0:
+            raise ValueError(f"decode_temperature must be at least 0, got {decode_temperature}")
+        self.decode_temperature = decode_temperature  # the codec's: 0 decodes greedily
+        if not 0 < decode_top_p <= 1:
+            raise ValueError(f"decode_top_p must be in (0, 1], got {decode_top_p}")
+        self.decode_top_p = decode_top_p  # the nucleus sampled decoding draws from
         self.salvage = salvage  # an ungrammatical bar keeps its complete notes before the first fault instead of falling silent
         self.mover = Augmenter(tokenizer, AugmentConfig())  # transposes phrases in and out of the key frame
         self._empty_codes: dict[tuple[int, tuple[int, int]], torch.Tensor] = {}  # (program, time signature) -> (Z,)
@@ -122,6 +131,8 @@ class MusicGenerator:
         candidates: int = 8,
         scale_lock: float = 0.0,
         salvage: bool = True,
+        decode_temperature: float = 0.0,
+        decode_top_p: float = 1.0,
     ) -> MusicGenerator:
         """Codec, prior and (optional) critic from their checkpoint folders; the prior and the
         critic record which codec they learned."""
@@ -135,7 +146,8 @@ class MusicGenerator:
             if critic_record.get("model") != codec.config.to_dict():
                 raise ValueError(f"{critic_dir} was trained on the decodings of another codec than {codec_dir}")
         return cls(
-            codec.to(device), tokenizer, prior.to(device), record["default_programs"], decode_phrases, critic, candidates, scale_lock, salvage
+            codec.to(device), tokenizer, prior.to(device), record["default_programs"], decode_phrases, critic, candidates, scale_lock, salvage,
+            decode_temperature, decode_top_p,
         )
 
     # ---- controls ------------------------------------------------------------------
@@ -245,22 +257,21 @@ class MusicGenerator:
                 prediction, states = self._step(previous, track, programs[track], states)
                 if guided:
                     prediction = self.prior.guide(prediction, request.guidance)
-                silent.append(bool(self.prior.silent(prediction, temperature, generator)[0]))
-                if silent[-1]:  # the prior reads the code of an empty bar, as it learned from
-                    previous = self._empty_code(programs[track], time_signature)[None]
-                    if steering is not None:
-                        steering.silent_slot()
-                elif steering is None:
-                    previous = self.prior.sample(prediction, temperature, generator).float()
-                else:  # the critic keeps one of several draws
+                if steering is None:
+                    quiet = bool(self.prior.silent(prediction, temperature, generator)[0])
+                    drawn = None if quiet else self.prior.sample(prediction, temperature, generator).float()  # (1, Z)
+                else:  # the critic keeps one of several draws, silent ones among them
                     repeated = tuple(x[:1].expand(self.candidates, *x.shape[1:]) for x in prediction)
-                    drawn = self.prior.sample(repeated, temperature, generator).float()  # (K, Z)
-                    best = steering.choose(drawn)
-                    previous = drawn[best : best + 1]
-                previous = previous.expand(len(rows), -1)
+                    quiet_draws = self.prior.silent(repeated, temperature, generator)  # (K,)
+                    candidates = self.prior.sample(repeated, temperature, generator).float()  # (K, Z)
+                    best = steering.choose(candidates, quiet_draws)
+                    quiet, drawn = bool(quiet_draws[best]), candidates[best : best + 1]
+                silent.append(quiet)
+                # a silent slot: the prior reads the code of an empty bar, as it learned from
+                previous = (self._empty_code(programs[track], time_signature)[None] if quiet else drawn).expand(len(rows), -1)
                 latents.append(previous[0])
-            sounding = [z for z, quiet in zip(latents, silent) if not quiet]
-            decodings = iter(decode_bars(self.codec, self.tokenizer, torch.stack(sounding), logit_bias=bias, salvage=self.salvage) if sounding else [])
+            sounding = [i for i, quiet in enumerate(silent) if not quiet]
+            decodings = iter(self._decode(request.seed, index * len(programs), latents, sounding, bias) if sounding else [])
             decoded = [self.tokenizer.empty_bar(time_signature) if quiet else next(decodings) for quiet in silent]
             for start in range(0, len(decoded), len(programs)):
                 phrases = decoded[start : start + len(programs)]
@@ -272,6 +283,20 @@ class MusicGenerator:
                     steering.settle(written, length / TPQ)
                 yield bar
                 index += 1
+
+    def _decode(self, seed: int, first_slot: int, latents: list[torch.Tensor], sounding: list[int], bias) -> list[list[int] | None]:
+        """The sounding slots' bars. Sampled decoding draws each slot's uniforms from (seed, slot
+        number in the piece), so a bar's notes do not depend on the chunk it is decoded in."""
+        uniforms = None
+        if self.decode_temperature > 0:
+            length = self.codec.config.max_len
+            draws = [np.random.default_rng([seed, 2, first_slot + i]).random(length) for i in sounding]
+            uniforms = torch.from_numpy(np.stack(draws))  # (n_sounding, max_len)
+        z = torch.stack([latents[i] for i in sounding])  # (n_sounding, Z)
+        return decode_bars(
+            self.codec, self.tokenizer, z, logit_bias=bias, salvage=self.salvage, temperature=self.decode_temperature,
+            uniforms=uniforms, top_p=self.decode_top_p,
+        )
 
     def _empty_code(self, program: int, time_signature: tuple[int, int]) -> torch.Tensor:
         """The codec's latent (Z,) of an empty bar of this program and time signature (cached)."""

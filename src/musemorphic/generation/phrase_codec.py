@@ -1,4 +1,4 @@
-"""Bars <-> latents through a PhraseVAE, in batches: posterior means in, greedy decoding out."""
+"""Bars <-> latents through a PhraseVAE, in batches: posterior means in, greedy or sampled decoding out."""
 
 from __future__ import annotations
 
@@ -33,15 +33,23 @@ def decode_bars(
     batch_size: int = 256,
     logit_bias: torch.Tensor | None = None,
     salvage: bool = False,
+    temperature: float = 0.0,
+    uniforms: torch.Tensor | None = None,
+    top_p: float = 1.0,
 ) -> list[list[int] | None]:
-    """Greedy decoding of latents (N, Z) to base-id bars, None where ungrammatical; with
+    """Decoding of latents (N, Z) to base-id bars, None where ungrammatical: greedy, or sampled
+    at `temperature` from each step's top-p nucleus with each bar's `uniforms` (N, max_len)
+    (`PhraseVAE.generate`). With
     `salvage`, an ungrammatical bar keeps its complete notes before the first fault
     (`salvaged_bar`). `logit_bias` (V,) is added to the decoder's logits."""
     device = next(model.parameters()).device
     bias = logit_bias.to(device) if logit_bias is not None else None
+    if temperature > 0 and uniforms is None:
+        uniforms = torch.rand(len(z), model.config.max_len, dtype=torch.float64)
+    draws = uniforms.split(batch_size) if uniforms is not None else [None] * len(z.split(batch_size))
     out: list[list[int] | None] = []
-    for chunk in z.split(batch_size):
-        for ids in model.generate(chunk.to(device), logit_bias=bias):
+    for chunk, chunk_uniforms in zip(z.split(batch_size), draws):
+        for ids in model.generate(chunk.to(device), temperature, uniforms=chunk_uniforms, logit_bias=bias, top_p=top_p):
             if salvage:
                 out.append(salvaged_bar(tokenizer, ids))
                 continue

@@ -4,8 +4,8 @@ The prior learned little from its density and mode controls (BENCHMARKS.md), so 
 generator also steers: at every slot it draws `candidates` latents from the prior's
 predicted mixture, the critic predicts what each will write (onsets, time per pitch class),
 and the candidate that keeps the piece closest to the request is kept and fed back to the
-prior. The music stays the prior's (every candidate is one of its samples); the request
-only chooses among them. What the steering tracks is what the control extractor measures:
+prior. The music stays the prior's (every candidate is one of its samples, a silent bar when
+its silence head draws one); the request only chooses among them. What the steering tracks is what the control extractor measures:
 
 * density: onsets per quarter note over all tracks, empty bars left out. The running onset
   count is kept near `target x quarters so far`, a bar's quarters shared equally among its
@@ -54,11 +54,16 @@ class ControlSteering:
         self._guesses: list[np.ndarray] = []  # (13,) critic facts of the slots not yet settled
         self._guessed_quarters = 0.0
 
-    def choose(self, candidates: torch.Tensor) -> int:
-        """Index of the candidate latent (K, Z) to keep for the next slot; updates the totals."""
+    def choose(self, candidates: torch.Tensor, silent: torch.Tensor | None = None) -> int:
+        """Index of the candidate latent (K, Z) to keep for the next slot; updates the totals.
+        A candidate marked `silent` (K,) (drawn silent by a prior's silence head) writes nothing
+        but is still its share of the bar."""
         facts = self.critic.predict(candidates)
         onsets = facts.onsets.double().cpu().numpy()  # (K,)
         pitch_classes = facts.pitch_classes.double().cpu().numpy()  # (K, 12)
+        if silent is not None:
+            quiet = silent.cpu().numpy()
+            onsets, pitch_classes = np.where(quiet, 0.0, onsets), np.where(quiet[:, None], 0.0, pitch_classes)
         share = self.bar_quarters / self.n_tracks  # this slot's part of the bar
         cost = np.zeros(len(candidates))
         if self.target.density is not None:
@@ -75,14 +80,6 @@ class ControlSteering:
         self._guessed_quarters += share
         self._guesses.append(np.concatenate([onsets[best : best + 1], pitch_classes[best]]))
         return best
-
-    def silent_slot(self) -> None:
-        """The next slot was drawn silent (a prior's silence head): it writes nothing, but it is
-        still its share of the bar."""
-        share = self.bar_quarters / self.n_tracks
-        self.quarters += share
-        self._guessed_quarters += share
-        self._guesses.append(np.zeros(13))
 
     def settle(self, written: list[np.ndarray], bar_quarters: float) -> None:
         """Swap the guesses for the bar just drawn for what it wrote: its tracks' (13,)

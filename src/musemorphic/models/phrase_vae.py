@@ -149,19 +149,27 @@ class PhraseVAE(nn.Module):
         z: torch.Tensor,  # (B, Z)
         temperature: float = 0.0,
         max_len: int | None = None,
-        generator: torch.Generator | None = None,
+        uniforms: torch.Tensor | None = None,  # (B, >= max_len) in [0, 1): one draw per row and step
         logit_bias: torch.Tensor | None = None,  # (V,) added to every step's logits
+        top_p: float = 1.0,
     ) -> list[list[int]]:
         """Decode phrases from latents with the KV cache; greedy when temperature == 0.
 
-        A row leaves the batch (and the cache) as soon as it emits EOS, so a batch costs
-        what its phrases cost rather than its longest phrase times the batch size.
-        Returns one id list per latent, without the final EOS (cut at max_len).
+        At a temperature above 0 each step's token is drawn from the smallest set of most
+        likely tokens whose probability reaches `top_p` (the nucleus; 1: every token), by
+        inverse CDF from that row's `uniforms` (torch's global generator when None), so a
+        row's phrase does not depend on the rows decoded beside it. A row leaves the batch (and the cache) as soon as it
+        emits EOS, so a batch costs what its phrases cost rather than its longest phrase
+        times the batch size. Returns one id list per latent, without the final EOS (cut at max_len).
         """
         c = self.config
         if len(z) == 0:
             return []
         max_len = min(max_len or c.max_len, c.max_len)
+        if temperature > 0 and uniforms is None:
+            uniforms = torch.rand(z.shape[0], max_len, dtype=torch.float64)
+        if uniforms is not None and (uniforms.shape[0] != z.shape[0] or uniforms.shape[1] < max_len):
+            raise ValueError(f"uniforms must be ({z.shape[0]}, >= {max_len}), got {tuple(uniforms.shape)}")
         cache = KVCache()
         rows = torch.arange(z.shape[0], device=z.device)  # original index of each active row
         out = torch.full((z.shape[0], max_len), c.pad_id, dtype=torch.long, device=z.device)
@@ -172,8 +180,7 @@ class PhraseVAE(nn.Module):
                 logits = logits + logit_bias
             logits[:, c.pad_id] = float("-inf")
             if temperature > 0:
-                probs = torch.softmax(logits / temperature, dim=-1)
-                next_id = torch.multinomial(probs, 1, generator=generator)[:, 0]
+                next_id = inverse_cdf_sample(nucleus(logits / temperature, top_p), uniforms[rows.cpu(), t].to(z.device))
             else:
                 next_id = logits.argmax(dim=-1)
             out[rows, t] = next_id
@@ -185,6 +192,24 @@ class PhraseVAE(nn.Module):
                 z, rows, next_id = z[running], rows[running], next_id[running]
             step_input = next_id[:, None]
         return [row[: row.index(c.eos_id)] if c.eos_id in row else row for row in out.tolist()]
+
+
+def nucleus(logits: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Logits (B, V) with every token outside the top-p nucleus set to -inf: the most likely
+    tokens are kept until their probability reaches top_p (at least one is always kept)."""
+    if top_p >= 1:
+        return logits
+    probs, order = torch.softmax(logits, dim=-1).sort(dim=-1, descending=True)  # (B, V)
+    outside = probs.cumsum(dim=-1) - probs >= top_p  # the nucleus was full before this token
+    return logits.masked_fill(outside.scatter(1, order, outside), float("-inf"))
+
+
+def inverse_cdf_sample(logits: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """One token per row of logits (B, V) from uniforms u (B,) in [0, 1): the first token whose
+    cumulative probability exceeds u. Never a token of probability 0."""
+    cdf = torch.softmax(logits.double(), dim=-1).cumsum(dim=-1)  # (B, V)
+    target = u.double() * cdf[:, -1] * (1 - 1e-9)  # strictly below the total, so the search stops at a token with mass
+    return torch.searchsorted(cdf, target[:, None], right=True)[:, 0]
 
 
 def kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,78 @@
+"""Is a LatentMamba silence head calibrated? Its teacher-forced p(silent) against real rests.
+
+Every test-split song of a dataset, read whole and teacher-forced with its controls left
+unspecified (as `eval generate` samples). For each track: the share of its bars that are
+silent, and the head's mean p(silent) over the same slots; the same after a sounding bar of
+that track (a drop-out) and after a silent one (a rest that goes on); each also at
+`--temperature` (the logit divided by it, as the generator draws). A calibrated head's means
+match the real shares; the generated pieces' own rates are `track_continuity.py`'s.
+
+    OMP_NUM_THREADS=1 python benchmarks/silence_calibration.py --codec src/musemorphic/pretrained/phrase_vae \
+        --data data/pop909 --prior src/musemorphic/pretrained/latent_mamba --temperature 1.1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from common import machine, priors_on_test_songs
+
+
+def song_silence(model, windows, song: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """(slots,) silence logits and real silent flags of a whole song, and its track count."""
+    rows = windows.songs[song][0]
+    latents, tracks, programs, controls, silent = windows.window(song, 0, rows.shape[0])
+    unspecified = torch.full((1, len(controls)), -1, dtype=torch.long)
+    with torch.no_grad():
+        prediction = model(
+            unspecified, torch.from_numpy(np.asarray(latents, dtype=np.float32))[None], torch.from_numpy(tracks)[None],
+            torch.from_numpy(programs)[None],
+        )
+    return prediction[3][0].double().numpy(), np.asarray(silent, dtype=bool), rows.shape[1]
+
+
+def rates(logits: np.ndarray, silent: np.ndarray, temperature: float) -> dict[str, float]:
+    return {"slots": int(len(silent)), "real_silent_share": round(float(silent.mean()), 4) if len(silent) else None,
+            "mean_p_silent": round(float((1 / (1 + np.exp(-logits))).mean()), 4) if len(silent) else None,
+            f"mean_p_silent_at_{temperature}": round(float((1 / (1 + np.exp(-logits / temperature))).mean()), 4) if len(silent) else None}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--codec", type=Path, required=True)
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--prior", type=Path, required=True, action="append", help="repeatable (silence-head priors)")
+    parser.add_argument("--temperature", type=float, default=1.0)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    results = {}
+    for path, model, windows in priors_on_test_songs(args.codec, args.data, args.prior):
+        if not model.config.silence_head:
+            raise SystemExit(f"{path}: a prior without a silence head")
+        per_track: dict[int, dict[str, list[np.ndarray]]] = {}
+        for song in range(len(windows.songs)):
+            logits, silent, n_tracks = song_silence(model, windows, song)
+            for track in range(n_tracks):
+                own_logits, own_silent = logits[track::n_tracks], silent[track::n_tracks]
+                after = own_silent[:-1]  # the same track's previous bar was silent
+                parts = per_track.setdefault(track, {"all": [], "after sounding": [], "after silent": []})
+                parts["all"].append((own_logits, own_silent))
+                parts["after sounding"].append((own_logits[1:][~after], own_silent[1:][~after]))
+                parts["after silent"].append((own_logits[1:][after], own_silent[1:][after]))
+        results[str(path)] = {
+            f"track {track}": {
+                name: rates(np.concatenate([l for l, _ in pieces]), np.concatenate([s for _, s in pieces]), args.temperature)
+                for name, pieces in parts.items()
+            }
+            for track, parts in sorted(per_track.items())
+        }
+    print(json.dumps({"machine": machine(), "data": str(args.data), "temperature": args.temperature, "results": results}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
