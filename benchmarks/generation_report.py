@@ -2,6 +2,8 @@
 
 Runs `evaluation/generation_report.py` (metrics with overlap and KL against held-out songs,
 ceiling, floors, phrase FID, control table) and prints the report's JSON with the machine.
+`--silence-temperature` is an experiment the library has no setting for: a silence head's
+draw at its own temperature while the mixture keeps the prior's (session 13, BENCHMARKS.md).
 
     OMP_NUM_THREADS=1 python benchmarks/generation_report.py --data data/pop909 \
         --codec src/musemorphic/pretrained/phrase_vae --prior src/musemorphic/pretrained/latent_mamba \
@@ -36,13 +38,24 @@ def main() -> None:
     parser.add_argument("--scale-lock", type=float, default=0.0, help="the generator's scale lock (nats per note outside the scale)")
     parser.add_argument("--decode-temperature", type=float, default=0.0, help="the codec's sampling temperature (0: greedy decoding)")
     parser.add_argument("--decode-top-p", type=float, default=1.0, help="the nucleus sampled decoding draws from")
+    parser.add_argument("--decode-sampled", choices=("all", "pitches"), default="all", help="which tokens sampled decoding draws")
+    parser.add_argument("--silence-temperature", type=float, help="draw a silence head's slots at this temperature (0: the likelier)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the first piece and of the sampled sets")
     args = parser.parse_args()
     torch.set_num_threads(1)
     generator = MusicGenerator.load(args.codec, args.prior, args.critic, scale_lock=args.scale_lock, salvage=not args.no_salvage,
-                                    decode_temperature=args.decode_temperature, decode_top_p=args.decode_top_p)
-    config = GenerationEvalConfig(pieces=args.pieces, bars=args.bars, control_seeds=args.control_seeds, temperature=args.temperature)
+                                    decode_temperature=args.decode_temperature, decode_top_p=args.decode_top_p,
+                                    decode_sampled=args.decode_sampled)
+    if args.silence_temperature is not None:
+        draw_silence, silence_temperature = generator.prior.silent, args.silence_temperature
+        generator.prior.silent = lambda prediction, temperature, gen=None: draw_silence(
+            prediction, silence_temperature if temperature > 0 else temperature, gen
+        )
+    config = GenerationEvalConfig(pieces=args.pieces, bars=args.bars, control_seeds=args.control_seeds, temperature=args.temperature,
+                                  seed=args.seed)
     report = evaluate_generation(generator, args.data, args.out, config)
-    print(json.dumps({"machine": machine(), "codec": str(args.codec), "prior": str(args.prior), "critic": str(args.critic), "report": report}, indent=1))
+    print(json.dumps({"machine": machine(), "codec": str(args.codec), "prior": str(args.prior), "critic": str(args.critic),
+                      "silence_temperature": args.silence_temperature, "report": report}, indent=1))
 
 
 if __name__ == "__main__":

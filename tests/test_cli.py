@@ -195,6 +195,10 @@ def test_shipped_models_generate_and_evaluate_offline(fixture_dataset_dir, tmp_p
     assert symusic.Score(str(sampled)).note_num() > 0
     bad = runner.invoke(app, ["generate", "-o", str(sampled), "--decode-top-p", "0"])
     assert bad.exit_code != 0 and "--decode-top-p" in bad.output
+    result = runner.invoke(app, ["generate", "-o", str(sampled), "--bars", "4", "--decode-temperature", "1", "--decode-sampled", "pitches"])
+    assert result.exit_code == 0, result.output
+    bad = runner.invoke(app, ["generate", "-o", str(sampled), "--decode-sampled", "rhythm"])
+    assert bad.exit_code != 0 and "--decode-sampled" in bad.output
     result = runner.invoke(app, ["eval", "phrase-vae", "--data", str(fixture_dataset_dir), "--split", "train",
                                  "--max-bars", "16", "--prior-samples", "4", "--json"])
     assert result.exit_code == 0, result.output

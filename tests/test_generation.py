@@ -16,7 +16,7 @@ from musemorphic.data.bar_timing import bar_notes, bar_ticks
 from musemorphic.data.remi_grammar import parse_bar
 from musemorphic.data.key_frame import normalizing_shift
 from musemorphic.generation.generate import MusicGenerator, Request, requested_bpm
-from musemorphic.generation.phrase_codec import encode_bars
+from musemorphic.generation.phrase_codec import encode_bars, pitch_groups
 from musemorphic.generation.midi_writer import StreamingMidiWriter, channels_for
 from musemorphic.data.controls import scale_pitch_classes
 from musemorphic.generation.scale_lock import scale_logit_bias
@@ -207,6 +207,37 @@ def test_sampled_decoding_writes_other_notes_from_the_same_latents(generator, tm
     assert _pitched_notes(tmp_path / "sampled.mid") != _pitched_notes(tmp_path / "greedy.mid")
     with pytest.raises(ValueError, match="decode_temperature"):
         MusicGenerator(g.codec, g.tokenizer, g.prior, g.default_programs, decode_temperature=-0.5)
+    with pytest.raises(ValueError, match="decode_sampled"):
+        MusicGenerator(g.codec, g.tokenizer, g.prior, g.default_programs, decode_sampled="rhythm")
+
+
+def test_pitch_groups_join_tokens_that_differ_in_their_pitches_alone(tokenizer):
+    groups = pitch_groups(tokenizer)
+    assert groups.shape == (tokenizer.vocab_size,)
+    skeleton = lambda i: [n.split("_")[0] if n.startswith("Pitch_") else n for n in tokenizer.token_names(tokenizer.bpe_decode([i]))]
+    ids = {name: i for i, name in enumerate(tokenizer.token_names(range(tokenizer.base_vocab_size)))}
+    assert groups[ids["Pitch_60"]] == groups[ids["Pitch_61"]] != groups[ids["PitchDrum_36"]]
+    assert groups[ids["Position_0"]] != groups[ids["Position_4"]]
+    for i in range(0, tokenizer.vocab_size, 7):
+        same = (groups == groups[i]).nonzero()[:, 0].tolist()
+        assert all(skeleton(j) == skeleton(i) for j in same)
+
+
+def test_pitch_sampled_decoding_draws_only_pitches(generator, tmp_path):
+    g = generator
+    sampled = MusicGenerator(g.codec, g.tokenizer, g.prior, g.default_programs, decode_temperature=1.0, decode_sampled="pitches")
+    groups = sampled._token_groups
+    torch.manual_seed(0)
+    z = torch.randn(16, g.codec.config.d_latent)
+    with torch.no_grad():
+        greedy = g.codec.generate(z)
+        drawn = g.codec.generate(z, temperature=1.0, token_groups=groups)
+    diverged = [next((k for k, (a, b) in enumerate(zip(x, y)) if a != b), None) for x, y in zip(greedy, drawn)]
+    assert any(k is not None for k in diverged)
+    for x, y, k in zip(greedy, drawn, diverged):  # where a draw first leaves the greedy path, it swapped pitches alone
+        if k is not None:
+            assert groups[x[k]] == groups[y[k]]
+    assert sampled.write(Request(bars=4, seed=3, temperature=1.0), tmp_path / "pitches.mid")["bars"] == 4
 
 
 @pytest.fixture(scope="module")

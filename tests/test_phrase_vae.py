@@ -181,7 +181,9 @@ def test_sampled_decoding_of_a_row_does_not_depend_on_its_batch(fixture_dataset)
         cold = model.generate(z, temperature=1e-4, max_len=24, uniforms=uniforms)
         narrow = model.generate(z, temperature=1.0, max_len=24, uniforms=uniforms, top_p=1e-6)
         greedy = model.generate(z, max_len=24)
+        own_groups = model.generate(z, temperature=1.0, max_len=24, uniforms=uniforms, token_groups=torch.arange(model.config.vocab_size))
     assert batch == alone and batch != other
+    assert own_groups == greedy  # every token alone in its group: nothing to draw among
     assert cold == greedy == narrow  # a vanishing temperature or nucleus is greedy decoding
     with pytest.raises(ValueError, match="uniforms"):
         model.generate(z, temperature=1.0, max_len=24, uniforms=uniforms[:, :10])

@@ -300,6 +300,11 @@ def train_phrase_critic(
     _train_with_progress(task, config, out, lambda row: f"loss {row['loss']:.4f}")
 
 
+def _check_decode_sampled(value: str) -> None:
+    if value not in ("all", "pitches"):
+        raise typer.BadParameter(f"{value!r} is not one of 'all', 'pitches'", param_hint="--decode-sampled")
+
+
 @app.command()
 def generate(
     out: Path = typer.Option(Path("song.mid"), "-o", "--out", help="MIDI file to write."),
@@ -331,6 +336,9 @@ def generate(
         0.0, min=0.0, help="Sample each bar's tokens from the codec at this temperature (0 = greedy, the measured default; more varied, less in key)."
     ),
     decode_top_p: float = typer.Option(1.0, min=0.01, max=1.0, help="With --decode-temperature: draw from the most likely tokens up to this probability."),
+    decode_sampled: str = typer.Option(
+        "all", help="With --decode-temperature: which tokens are drawn: all, or pitches (the rhythm stays greedy)."
+    ),
     chunk_bars: int = typer.Option(8, help="Bars between writes of the MIDI file."),
 ) -> None:
     """Write new music: unconditional, controlled, continued, or endless."""
@@ -339,6 +347,7 @@ def generate(
     from musemorphic.generation.generate import MusicGenerator, Request
 
     font = _soundfont_for(render, soundfont)  # before generating: a missing soundfont fails fast
+    _check_decode_sampled(decode_sampled)
     torch.set_num_threads(1)
     generator = MusicGenerator.load(
         codec or _shipped_model("phrase_vae"),
@@ -348,6 +357,7 @@ def generate(
         scale_lock=scale_lock,
         decode_temperature=decode_temperature,
         decode_top_p=decode_top_p,
+        decode_sampled=decode_sampled,
     )
     request = Request(
         bars=None if stream else bars, tempo=tempo, key=key, time_signature=time_signature, density=density,
@@ -445,6 +455,7 @@ def eval_generate(
     scale_lock: float = typer.Option(0.0, min=0.0, help="The generator's scale lock (see `generate --help`)."),
     decode_temperature: float = typer.Option(0.0, min=0.0, help="The codec's sampling temperature (see `generate --help`)."),
     decode_top_p: float = typer.Option(1.0, min=0.01, max=1.0, help="The nucleus of sampled decoding (see `generate --help`)."),
+    decode_sampled: str = typer.Option("all", help="The tokens sampled decoding draws: all or pitches (see `generate --help`)."),
     train_songs: int = typer.Option(200, help="Training songs sampled for the real-vs-real ceiling."),
     control_seeds: int = typer.Option(2, help="Pieces per value of each control for the control table (0: skip it)."),
     seed: int = typer.Option(0, help="Seed of the first piece and of the sampled sets."),
@@ -458,6 +469,7 @@ def eval_generate(
     from musemorphic.evaluation.generation_report import GenerationEvalConfig, evaluate_generation
     from musemorphic.generation.generate import MusicGenerator
 
+    _check_decode_sampled(decode_sampled)
     torch.set_num_threads(1)
     if critic is None and codec is None and model is None:
         critic = _shipped_critic(None)
@@ -466,7 +478,8 @@ def eval_generate(
     codec = codec or (model / "phrase_vae" if model else _shipped_model("phrase_vae"))
     prior = prior or (model / "latent_mamba" if model else _shipped_model("latent_mamba"))
     generator = MusicGenerator.load(
-        codec, prior, critic, scale_lock=scale_lock, decode_temperature=decode_temperature, decode_top_p=decode_top_p
+        codec, prior, critic, scale_lock=scale_lock, decode_temperature=decode_temperature, decode_top_p=decode_top_p,
+        decode_sampled=decode_sampled,
     )
     config = GenerationEvalConfig(pieces=pieces, bars=bars, temperature=temperature, guidance=guidance, train_songs=train_songs,
                                   control_seeds=control_seeds, seed=seed)

@@ -119,7 +119,7 @@ def evaluate_generation(
         "controls": controls,
         "key_frame": generator.prior.config.key_normalized,
         "scale_lock": generator.scale_lock,
-        "decoding": {"temperature": generator.decode_temperature, "top_p": generator.decode_top_p},
+        "decoding": {"temperature": generator.decode_temperature, "top_p": generator.decode_top_p, "sampled": generator.decode_sampled},
         "salvage": generator.salvage,
         "all_metrics_meet_target": all(m["meets_target"] for m in metrics.values()),
     }
@@ -266,7 +266,7 @@ def _mean(values: np.ndarray) -> float:
 def markdown_report(report: dict) -> str:
     """The report's figures as Markdown (the JSON holds the same numbers)."""
     c, d = report["config"], report["decoding"]
-    decoding = "greedy decoding" if d["temperature"] == 0 else f"decoding sampled at temperature {d['temperature']}, top-p {d['top_p']}"
+    decoding = "greedy decoding" if d["temperature"] == 0 else f"decoding sampled ({d['sampled']} tokens) at temperature {d['temperature']}, top-p {d['top_p']}"
     lines = [
         "# Generation report",
         "",

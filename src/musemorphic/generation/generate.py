@@ -31,7 +31,7 @@ from musemorphic.data.midi_io import load_score
 from musemorphic.data.tokenizer import PhraseTokenizer
 from musemorphic.data.bar_timing import bar_ticks, first_tempo
 from musemorphic.generation.midi_writer import StreamingMidiWriter
-from musemorphic.generation.phrase_codec import decode_bars, encode_bars
+from musemorphic.generation.phrase_codec import decode_bars, encode_bars, pitch_groups
 from musemorphic.generation.scale_lock import scale_logit_bias
 from musemorphic.generation.steering import ControlSteering, SteeringTarget, density_target
 from musemorphic.generation.written_notes import TPQ, fits_track, phrase_facts, written_notes
@@ -96,6 +96,7 @@ class MusicGenerator:
         salvage: bool = True,
         decode_temperature: float = 0.0,
         decode_top_p: float = 1.0,
+        decode_sampled: str = "all",
     ):
         self.codec, self.tokenizer, self.prior = codec.eval(), tokenizer, prior.eval()
         self.default_programs = default_programs
@@ -116,6 +117,10 @@ class MusicGenerator:
         if not 0 < decode_top_p <= 1:
             raise ValueError(f"decode_top_p must be in (0, 1], got {decode_top_p}")
         self.decode_top_p = decode_top_p  # the nucleus sampled decoding draws from
+        if decode_sampled not in ("all", "pitches"):
+            raise ValueError(f"decode_sampled must be 'all' or 'pitches', got {decode_sampled!r}")
+        self.decode_sampled = decode_sampled  # which tokens sampled decoding draws: all, or pitches alone (the rest greedy)
+        self._token_groups = pitch_groups(tokenizer) if decode_sampled == "pitches" else None  # (V,)
         self.salvage = salvage  # an ungrammatical bar keeps its complete notes before the first fault instead of falling silent
         self.mover = Augmenter(tokenizer, AugmentConfig())  # transposes phrases in and out of the key frame
         self._empty_codes: dict[tuple[int, tuple[int, int]], torch.Tensor] = {}  # (program, time signature) -> (Z,)
@@ -133,6 +138,7 @@ class MusicGenerator:
         salvage: bool = True,
         decode_temperature: float = 0.0,
         decode_top_p: float = 1.0,
+        decode_sampled: str = "all",
     ) -> MusicGenerator:
         """Codec, prior and (optional) critic from their checkpoint folders; the prior and the
         critic record which codec they learned."""
@@ -147,7 +153,7 @@ class MusicGenerator:
                 raise ValueError(f"{critic_dir} was trained on the decodings of another codec than {codec_dir}")
         return cls(
             codec.to(device), tokenizer, prior.to(device), record["default_programs"], decode_phrases, critic, candidates, scale_lock, salvage,
-            decode_temperature, decode_top_p,
+            decode_temperature, decode_top_p, decode_sampled,
         )
 
     # ---- controls ------------------------------------------------------------------
@@ -295,7 +301,7 @@ class MusicGenerator:
         z = torch.stack([latents[i] for i in sounding])  # (n_sounding, Z)
         return decode_bars(
             self.codec, self.tokenizer, z, logit_bias=bias, salvage=self.salvage, temperature=self.decode_temperature,
-            uniforms=uniforms, top_p=self.decode_top_p,
+            uniforms=uniforms, top_p=self.decode_top_p, token_groups=self._token_groups,
         )
 
     def _empty_code(self, program: int, time_signature: tuple[int, int]) -> torch.Tensor:

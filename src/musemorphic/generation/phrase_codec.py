@@ -36,10 +36,11 @@ def decode_bars(
     temperature: float = 0.0,
     uniforms: torch.Tensor | None = None,
     top_p: float = 1.0,
+    token_groups: torch.Tensor | None = None,
 ) -> list[list[int] | None]:
     """Decoding of latents (N, Z) to base-id bars, None where ungrammatical: greedy, or sampled
     at `temperature` from each step's top-p nucleus with each bar's `uniforms` (N, max_len)
-    (`PhraseVAE.generate`). With
+    (`PhraseVAE.generate`), only among the greedy token's `token_groups` (V,) when given. With
     `salvage`, an ungrammatical bar keeps its complete notes before the first fault
     (`salvaged_bar`). `logit_bias` (V,) is added to the decoder's logits."""
     device = next(model.parameters()).device
@@ -47,9 +48,11 @@ def decode_bars(
     if temperature > 0 and uniforms is None:
         uniforms = torch.rand(len(z), model.config.max_len, dtype=torch.float64)
     draws = uniforms.split(batch_size) if uniforms is not None else [None] * len(z.split(batch_size))
+    groups = token_groups.to(device) if token_groups is not None else None
     out: list[list[int] | None] = []
     for chunk, chunk_uniforms in zip(z.split(batch_size), draws):
-        for ids in model.generate(chunk.to(device), temperature, uniforms=chunk_uniforms, logit_bias=bias, top_p=top_p):
+        for ids in model.generate(chunk.to(device), temperature, uniforms=chunk_uniforms, logit_bias=bias, top_p=top_p,
+                                  token_groups=groups):
             if salvage:
                 out.append(salvaged_bar(tokenizer, ids))
                 continue
@@ -58,3 +61,16 @@ def decode_bars(
             except GrammarError:
                 out.append(None)
     return out
+
+
+def pitch_groups(tokenizer: PhraseTokenizer) -> torch.Tensor:
+    """(V,) a group id per codec token: tokens share one when they stand for the same base
+    tokens but for their pitches (the same positions, velocities and durations), so sampling
+    within a group changes which notes sound and not when."""
+    skeletons: dict[tuple[str, ...], int] = {}
+    groups = []
+    for i in range(tokenizer.vocab_size):
+        names = tokenizer.token_names(tokenizer.bpe_decode([i]))
+        skeleton = tuple("Pitch" if name.startswith("Pitch_") else name for name in names)
+        groups.append(skeletons.setdefault(skeleton, len(skeletons)))
+    return torch.tensor(groups)

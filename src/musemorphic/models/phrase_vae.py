@@ -152,13 +152,16 @@ class PhraseVAE(nn.Module):
         uniforms: torch.Tensor | None = None,  # (B, >= max_len) in [0, 1): one draw per row and step
         logit_bias: torch.Tensor | None = None,  # (V,) added to every step's logits
         top_p: float = 1.0,
+        token_groups: torch.Tensor | None = None,  # (V,) group id of every token
     ) -> list[list[int]]:
         """Decode phrases from latents with the KV cache; greedy when temperature == 0.
 
         At a temperature above 0 each step's token is drawn from the smallest set of most
         likely tokens whose probability reaches `top_p` (the nucleus; 1: every token), by
         inverse CDF from that row's `uniforms` (torch's global generator when None), so a
-        row's phrase does not depend on the rows decoded beside it. A row leaves the batch (and the cache) as soon as it
+        row's phrase does not depend on the rows decoded beside it. With `token_groups`, a
+        step draws only among the tokens in the greedy token's group (`pitch_groups`: the
+        tokens that differ from it in their pitches alone). A row leaves the batch (and the cache) as soon as it
         emits EOS, so a batch costs what its phrases cost rather than its longest phrase
         times the batch size. Returns one id list per latent, without the final EOS (cut at max_len).
         """
@@ -180,6 +183,9 @@ class PhraseVAE(nn.Module):
                 logits = logits + logit_bias
             logits[:, c.pad_id] = float("-inf")
             if temperature > 0:
+                if token_groups is not None:
+                    greedy_group = token_groups[logits.argmax(dim=-1)]  # (B_active,)
+                    logits = logits.masked_fill(token_groups[None, :] != greedy_group[:, None], float("-inf"))
                 next_id = inverse_cdf_sample(nucleus(logits / temperature, top_p), uniforms[rows.cpu(), t].to(z.device))
             else:
                 next_id = logits.argmax(dim=-1)
