@@ -20,7 +20,7 @@ import torch
 
 from common import machine
 from musemorphic.evaluation.generation_report import GenerationEvalConfig, evaluate_generation
-from musemorphic.generation.generate import MusicGenerator
+from musemorphic.generation.generate import DECODE_SAMPLED, DECODE_TEMPERATURE, DECODE_TOP_P, SCALE_LOCK, MusicGenerator
 
 
 def main() -> None:
@@ -35,10 +35,10 @@ def main() -> None:
     parser.add_argument("--control-seeds", type=int, default=8, help="pieces per control value (0: no control table)")
     parser.add_argument("--temperature", type=float, default=None, help="the prior's sampling temperature (default: the one it records)")
     parser.add_argument("--no-salvage", action="store_true", help="leave ungrammatical bars silent instead of keeping their complete notes before the first fault")
-    parser.add_argument("--scale-lock", type=float, default=0.0, help="the generator's scale lock (nats per note outside the scale)")
-    parser.add_argument("--decode-temperature", type=float, default=0.0, help="the codec's sampling temperature (0: greedy decoding)")
-    parser.add_argument("--decode-top-p", type=float, default=1.0, help="the nucleus sampled decoding draws from")
-    parser.add_argument("--decode-sampled", choices=("all", "pitches"), default="all", help="which tokens sampled decoding draws")
+    parser.add_argument("--scale-lock", type=float, default=SCALE_LOCK, help="the generator's scale lock (nats per note outside the scale)")
+    parser.add_argument("--decode-temperature", type=float, default=DECODE_TEMPERATURE, help="the codec's sampling temperature (0: greedy decoding)")
+    parser.add_argument("--decode-top-p", type=float, default=DECODE_TOP_P, help="the nucleus sampled decoding draws from")
+    parser.add_argument("--decode-sampled", choices=("all", "pitches"), default=DECODE_SAMPLED, help="which tokens sampled decoding draws")
     parser.add_argument("--silence-temperature", type=float, help="draw a silence head's slots at this temperature (0: the likelier)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the first piece and of the sampled sets")
     args = parser.parse_args()

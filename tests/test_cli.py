@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import symusic
+import typer
 from typer.testing import CliRunner
 
 import midi_factory
@@ -209,3 +210,14 @@ def test_shipped_models_generate_and_evaluate_offline(fixture_dataset_dir, tmp_p
                                  "--max-bars", "16", "--prior-samples", "4"])
     assert result.exit_code == 0, result.output
     assert "token_accuracy" in result.output and "prior_faults" in result.output
+
+
+def test_the_decoding_options_default_to_the_generators_defaults():
+    from musemorphic.generation import generate as gen
+
+    expected = {"scale_lock": gen.SCALE_LOCK, "decode_temperature": gen.DECODE_TEMPERATURE,
+                "decode_top_p": gen.DECODE_TOP_P, "decode_sampled": gen.DECODE_SAMPLED}
+    root = typer.main.get_command(app)
+    for command in (root.commands["generate"], root.commands["eval"].commands["generate"]):
+        defaults = {p.name: p.default for p in command.params if p.name in expected}
+        assert defaults == expected, command.name

@@ -182,7 +182,7 @@ def test_interrupted_endless_run_leaves_a_valid_file(generator, tmp_path):
 @pytest.mark.parametrize("decode_temperature", [0.0, 1.0], ids=["greedy", "sampled"])
 def test_batched_decoding_of_chunks_writes_the_same_music_as_bar_by_bar(generator, tmp_path, decode_temperature):
     request = Request(bars=7, seed=5, temperature=1.0)
-    batch, tracks = generator.decode_phrases, len(generator.default_programs)
+    batch, tracks, temperature = generator.decode_phrases, len(generator.default_programs), generator.decode_temperature
     try:
         generator.decode_temperature = decode_temperature
         generator.decode_phrases = tracks  # one bar per batch
@@ -191,16 +191,16 @@ def test_batched_decoding_of_chunks_writes_the_same_music_as_bar_by_bar(generato
         assert generator.bars_per_batch(tracks) == 4
         generator.write(request, tmp_path / "four.mid")
     finally:
-        generator.decode_phrases, generator.decode_temperature = batch, 0.0
+        generator.decode_phrases, generator.decode_temperature = batch, temperature
     assert (tmp_path / "one.mid").read_bytes() == (tmp_path / "four.mid").read_bytes()
     assert symusic.Score(str(tmp_path / "one.mid")).note_num() > 0
 
 
 def test_sampled_decoding_writes_other_notes_from_the_same_latents(generator, tmp_path):
-    g = generator
+    g = MusicGenerator(generator.codec, generator.tokenizer, generator.prior, generator.default_programs, decode_temperature=0.0)
     request = Request(bars=6, seed=2, temperature=1.0)
     g.write(request, tmp_path / "greedy.mid")
-    sampled = MusicGenerator(g.codec, g.tokenizer, g.prior, g.default_programs, decode_temperature=1.0)
+    sampled = MusicGenerator(g.codec, g.tokenizer, g.prior, g.default_programs, decode_temperature=1.0, decode_sampled="all")
     sampled.write(request, tmp_path / "sampled.mid")
     sampled.write(request, tmp_path / "again.mid")
     assert (tmp_path / "sampled.mid").read_bytes() == (tmp_path / "again.mid").read_bytes()
@@ -245,7 +245,7 @@ def key_frame_generator(generator) -> MusicGenerator:
     """The same models, the prior marked as trained in the C major / A minor frame."""
     prior = LatentMamba(dataclasses.replace(generator.prior.config, key_normalized=True))
     prior.load_state_dict(generator.prior.state_dict(), strict=True)
-    return MusicGenerator(generator.codec, generator.tokenizer, prior, generator.default_programs)
+    return MusicGenerator(generator.codec, generator.tokenizer, prior, generator.default_programs, scale_lock=0.0)
 
 
 def _pitched_notes(path) -> list[tuple[int, int, int]]:

@@ -4,9 +4,9 @@ The prior runs in recurrent mode: its state has a fixed size, and nothing genera
 kept once written, so a run of any length uses the same memory. Every bar is drawn slot by
 slot (track by track). The PhraseVAE decodes about `decode_phrases` latents per batch, in
 chunks of `max(1, decode_phrases // tracks)` bars: on a CPU the cost of a decoding step grows
-far more slowly than its rows, so one track gets long chunks. Decoding is row by row, greedy
-or (with a decode temperature) sampled from each slot's own seeded draws, so the chunk size
-changes the speed, not the music (tests/test_generation.py checks it). The
+far more slowly than its rows, so one track gets long chunks. Decoding is row by row: by
+default its pitches are sampled (the rest greedy) from each slot's own seeded draws, so the
+chunk size changes the speed, not the music (tests/test_generation.py checks it). The
 notes go to a `StreamingMidiWriter` that makes the file valid after every write. With a
 PhraseCritic, a requested density or key also steers the sampling (`steering.py`): each slot
 keeps the best of `candidates` draws from the prior, and bars are decoded one at a time so
@@ -43,6 +43,10 @@ from musemorphic.training.phrase_critic import load_phrase_critic
 from musemorphic.training.phrase_vae import load_phrase_vae
 
 DEFAULT_TEMPO = 120.0
+# How the codec writes a latent's bar by default, the best measured with the shipped models
+# (BENCHMARKS.md, "Sampled decoding"): pitches drawn from the decoder's top-0.7 nucleus, every
+# other token greedy, notes outside the scale 0.5 nats less likely. Temperature 0 decodes greedily.
+DECODE_TEMPERATURE, DECODE_TOP_P, DECODE_SAMPLED, SCALE_LOCK = 1.0, 0.7, "pitches", 0.5
 
 
 @dataclass
@@ -92,11 +96,11 @@ class MusicGenerator:
         decode_phrases: int = 48,
         critic: PhraseCritic | None = None,
         candidates: int = 8,
-        scale_lock: float = 0.0,
+        scale_lock: float = SCALE_LOCK,
         salvage: bool = True,
-        decode_temperature: float = 0.0,
-        decode_top_p: float = 1.0,
-        decode_sampled: str = "all",
+        decode_temperature: float = DECODE_TEMPERATURE,
+        decode_top_p: float = DECODE_TOP_P,
+        decode_sampled: str = DECODE_SAMPLED,
     ):
         self.codec, self.tokenizer, self.prior = codec.eval(), tokenizer, prior.eval()
         self.default_programs = default_programs
@@ -134,11 +138,11 @@ class MusicGenerator:
         device: str = "cpu",
         decode_phrases: int = 48,
         candidates: int = 8,
-        scale_lock: float = 0.0,
+        scale_lock: float = SCALE_LOCK,
         salvage: bool = True,
-        decode_temperature: float = 0.0,
-        decode_top_p: float = 1.0,
-        decode_sampled: str = "all",
+        decode_temperature: float = DECODE_TEMPERATURE,
+        decode_top_p: float = DECODE_TOP_P,
+        decode_sampled: str = DECODE_SAMPLED,
     ) -> MusicGenerator:
         """Codec, prior and (optional) critic from their checkpoint folders; the prior and the
         critic record which codec they learned."""
