@@ -5,7 +5,8 @@ generator also steers: at every slot it draws `candidates` latents from the prio
 predicted mixture, the critic predicts what each will write (onsets, time per pitch class),
 and the candidate that keeps the piece closest to the request is kept and fed back to the
 prior. The music stays the prior's (every candidate is one of its samples, a silent bar when
-its silence head draws one); the request only chooses among them. What the steering tracks is what the control extractor measures:
+its silence head draws one); the request only chooses among them. What the steering tracks
+is what the control extractor measures:
 
 * density: onsets per quarter note over all tracks, empty bars left out. The running onset
   count is kept near `target x quarters so far`, a bar's quarters shared equally among its

@@ -161,9 +161,10 @@ class PhraseVAE(nn.Module):
         inverse CDF from that row's `uniforms` (torch's global generator when None), so a
         row's phrase does not depend on the rows decoded beside it. With `token_groups`, a
         step draws only among the tokens in the greedy token's group (`pitch_groups`: the
-        tokens that differ from it in their pitches alone). A row leaves the batch (and the cache) as soon as it
-        emits EOS, so a batch costs what its phrases cost rather than its longest phrase
-        times the batch size. Returns one id list per latent, without the final EOS (cut at max_len).
+        tokens that differ from it in their pitches alone). A row leaves the batch (and the
+        cache) as soon as it emits EOS, so a batch costs what its phrases cost rather than its
+        longest phrase times the batch size. Returns one id list per latent, without the final
+        EOS (cut at max_len).
         """
         c = self.config
         if len(z) == 0:
