@@ -39,6 +39,38 @@ def test_prepare_then_retrain_the_tokenizer(tmp_path):
     assert "BPE vocabulary 520" in result.output
 
 
+def test_fine_tune_the_shipped_prior_on_a_corpus_of_ones_own(tmp_path):
+    """The README's recipe: prepare with the shipped codec's tokenizer, go on training the shipped prior, generate."""
+    from musemorphic.cli import _shipped_model
+    from musemorphic.data.tokenizer import PhraseTokenizer
+    from musemorphic.training.phrase_vae import load_phrase_vae
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for seed in range(3):
+        (corpus / f"s{seed}.mid").write_bytes(midi_factory.simple_song(n_bars=8, seed=seed))
+    shipped_tokenizer = load_phrase_vae(_shipped_model("phrase_vae"))[1]
+    result = runner.invoke(app, ["prepare", str(corpus), "-o", str(tmp_path / "mine"), "--workers", "1", "--tokenizer", "shipped"])
+    assert result.exit_code == 0, result.output
+    assert PhraseTokenizer.load(tmp_path / "mine" / "tokenizer.json").to_json() == shipped_tokenizer.to_json()
+    tune = ["train", "latent-mamba", "--data", str(tmp_path / "mine"), "--codec", "shipped", "--init", "shipped", "--steps", "2",
+            "--batch-size", "2", "--window", "12", "-o", str(tmp_path / "tuned")]
+    result = runner.invoke(app, tune)
+    assert result.exit_code == 0, result.output
+    tuned = json.loads((tmp_path / "tuned" / "checkpoint" / "config.json").read_text())
+    shipped = json.loads((_shipped_model("latent_mamba") / "config.json").read_text())
+    assert tuned["model"] == shipped["model"] and tuned["step"] == 2
+    song = runner.invoke(app, ["generate", "--prior", str(tmp_path / "tuned" / "checkpoint"), "--bars", "2", "-o", str(tmp_path / "song.mid")])
+    assert song.exit_code == 0, song.output
+    assert symusic.Score(str(tmp_path / "song.mid")).note_num() > 0
+    result = runner.invoke(app, ["prepare", str(corpus), "-o", str(tmp_path / "own"), "--workers", "1"])  # its own BPE
+    assert result.exit_code == 0, result.output
+    mismatch = runner.invoke(app, tune[:3] + [str(tmp_path / "own")] + tune[4:-2] + ["-o", str(tmp_path / "bad")])
+    assert mismatch.exit_code == 2 and "--tokenizer" in mismatch.output and not (tmp_path / "bad").exists()
+    nowhere = runner.invoke(app, ["prepare", str(corpus), "-o", str(tmp_path / "x"), "--tokenizer", str(tmp_path / "nowhere")])
+    assert nowhere.exit_code == 2 and "neither a tokenizer.json nor a checkpoint folder" in " ".join(nowhere.output.replace("│", "").split())
+
+
 def test_prepare_names_a_missing_folder(tmp_path):
     result = runner.invoke(app, ["prepare", str(tmp_path / "nowhere"), "-o", str(tmp_path / "ds")])
     assert result.exit_code != 0
@@ -149,6 +181,18 @@ def test_train_latent_mamba_with_its_experimental_options_then_generate(fixture_
     song = runner.invoke(app, ["generate", "--codec", str(codec), "--prior", str(tmp_path / "run" / "checkpoint"), "--bars", "3", "-o", str(out)])
     assert song.exit_code == 0, song.output
     assert symusic.Score(str(out)).ticks_per_quarter > 0  # a valid MIDI file (an untrained prior may write silence)
+    tuned = runner.invoke(app, args + ["--init", str(tmp_path / "shipped"), "--input-noise", "0.2", "-o", str(tmp_path / "tuned")])
+    assert tuned.exit_code == 0, tuned.output
+    tuned_config = json.loads((tmp_path / "tuned" / "checkpoint" / "config.json").read_text())["model"]
+    assert tuned_config == {**config["model"], "temperature": 1.1, "input_noise": 0.2}  # the start's architecture
+    from musemorphic.training.checkpoint import save_checkpoint
+    from musemorphic.training.phrase_vae import build_phrase_vae
+
+    other = build_phrase_vae(fixture_dataset.tokenizer, "tiny", d_latent=4)
+    save_checkpoint(tmp_path / "other", other, {"kind": "phrase_vae", "model": other.config.to_dict(), "tokenizer": fixture_dataset.tokenizer.to_json()})
+    mismatch = runner.invoke(app, ["train", "latent-mamba", "--data", str(data), "--codec", str(tmp_path / "other"), "--steps", "1",
+                                   "--init", str(tmp_path / "shipped"), "-o", str(tmp_path / "mismatch")])
+    assert mismatch.exit_code == 2 and "another codec" in mismatch.output
 
 
 def test_generate_steers_with_a_critic_of_its_codec_only(fixture_dataset, tmp_path):

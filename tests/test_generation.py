@@ -121,6 +121,28 @@ def test_a_silence_head_leaves_the_slots_it_draws_silent(generator, fixture_data
     assert steered.write(Request(bars=2, seed=0, key="D minor", density="high"), tmp_path / "steered.mid")["bars"] == 2
 
 
+def test_a_slot_the_silence_head_draws_sounding_writes_notes(generator, fixture_dataset, monkeypatch):
+    torch.manual_seed(0)
+    prior = build_latent_mamba(fixture_dataset, "tiny", d_latent=16, silence_head=True)
+    with torch.no_grad():
+        prior.silence.bias.fill_(-30.0)  # every slot drawn sounding
+    real_generate = generator.codec.generate
+    eager = torch.zeros(generator.codec.config.vocab_size)
+    eager[generator.codec.config.eos_id] = 8.0  # a codec that would rather end every bar at once
+
+    def eager_generate(z, *args, logit_bias=None, **kwargs):
+        return real_generate(z, *args, logit_bias=eager if logit_bias is None else logit_bias + eager, **kwargs)
+
+    monkeypatch.setattr(generator.codec, "generate", eager_generate)
+    tok = generator.tokenizer
+    has_notes = lambda phrase: any(name.startswith("Pitch") for name in tok.token_names(phrase))
+    plain = [p for b in generator.bars(Request(bars=4, seed=0)) for p in b.phrases]
+    assert not any(has_notes(p) for p in plain)  # without a silence head an empty bar is the codec's to write
+    with_head = MusicGenerator(generator.codec, tok, prior, default_programs=[0, 33])
+    sounding = [has_notes(p) for b in with_head.bars(Request(bars=4, seed=0)) for p in b.phrases]
+    assert sum(sounding) >= 0.75 * len(sounding)  # each writes a note; a broken one may still be salvaged to nothing
+
+
 def test_a_request_without_a_temperature_takes_the_priors_own(generator, tmp_path):
     g = MusicGenerator(generator.codec, generator.tokenizer, generator.prior, generator.default_programs)
     assert g.temperature(Request()) == 1.0 and g.temperature(Request(temperature=0.0)) == 0.0

@@ -8,7 +8,13 @@ import torch
 
 from musemorphic.nn.mixture import GaussianMixtureHead
 from musemorphic.models.latent_mamba import CONTROL_NAMES, LatentMamba, TrackMemory, latent_mamba_config
-from musemorphic.training.latent_mamba import LatentMambaTask, LatentSongWindows, build_latent_mamba, load_latent_mamba
+from musemorphic.training.latent_mamba import (
+    LatentMambaTask,
+    LatentSongWindows,
+    build_latent_mamba,
+    fine_tuned_latent_mamba,
+    load_latent_mamba,
+)
 from musemorphic.training.loop import TrainConfig, make_optimizer, train
 
 
@@ -66,6 +72,15 @@ def test_input_noise_blurs_the_history_in_training_only():
         assert torch.equal(noisy.eval()(*args)[1], clean.eval()(*args)[1])  # generation reads its history as it is
     torch.testing.assert_close(trained[:, 0], reference[:, 0])  # the first slot reads no latent
     assert not torch.allclose(trained[:, 1:], reference[:, 1:])  # every later one reads a blurred one
+
+
+def test_a_fine_tuned_prior_starts_as_its_start_with_new_training_options():
+    start = _model(silence_head=True).eval()
+    tuned = fine_tuned_latent_mamba(start.half(), input_noise=0.2).eval()
+    assert tuned.config.input_noise == 0.2 and tuned.config.silence_head
+    assert all(p.dtype == torch.float32 for p in tuned.parameters())
+    for (name, a), (_, b) in zip(tuned.state_dict().items(), start.state_dict().items()):
+        torch.testing.assert_close(a, b.float(), rtol=0, atol=0, msg=name)
 
 
 def test_mse_head_regresses_and_samples_its_mean():

@@ -189,6 +189,26 @@ def test_sampled_decoding_of_a_row_does_not_depend_on_its_batch(fixture_dataset)
         model.generate(z, temperature=1.0, max_len=24, uniforms=uniforms[:, :10])
 
 
+def test_a_bar_that_must_sound_completes_a_note_before_it_ends(fixture_dataset):
+    from musemorphic.generation.phrase_codec import note_ends
+
+    torch.manual_seed(0)
+    tok = fixture_dataset.tokenizer
+    model = build_phrase_vae(tok, "tiny").eval()
+    notes = note_ends(tok)  # (V,)
+    names = [tok.token_names(tok.bpe_decode([i])) for i in range(tok.vocab_size)]
+    assert notes.tolist() == [any(n.startswith("Duration_") for n in ns) for ns in names] and notes.any()
+    eager = torch.zeros(model.config.vocab_size)
+    eager[model.config.eos_id] = 20.0  # a decoder that ends every bar at once
+    z = torch.randn(4, model.config.d_latent)
+    with torch.no_grad():
+        assert model.generate(z, max_len=24, logit_bias=eager) == [[]] * 4
+        for temperature in (0.0, 1.0):
+            for row in model.generate(z, temperature, max_len=24, logit_bias=eager, note_ends=notes):
+                first = next(i for i, t in enumerate(row) if notes[t])  # a note is completed ...
+                assert len(row) == first + 1  # ... and the bar ends right after it, as soon as it may
+
+
 def test_report_of_an_untrained_model_is_well_formed(fixture_dataset):
     torch.manual_seed(0)
     model = build_phrase_vae(fixture_dataset.tokenizer, "tiny")

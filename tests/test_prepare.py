@@ -263,3 +263,15 @@ def test_song_level_augmentation_moves_all_pitched_tracks_together(messy_dataset
     for program, before, after in zip(data.shard.songs[song]["programs"], original, grid):
         shift = 0 if program == -1 else aug.transpose
         assert [described(bar, shift) for bar in before] == [described(bar) for bar in after]
+
+
+def test_a_given_tokenizer_must_write_this_versions_base_tokens(tmp_path):
+    from musemorphic.data.tokenizer import PhraseTokenizer
+
+    other = PhraseTokenizer()
+    other.base_vocab = {**other.base_vocab, "Pitch_128": len(other.base_vocab)}  # as another REMI+ configuration would
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "a.mid").write_bytes(midi_factory.simple_song(n_bars=4, seed=0))
+    with pytest.raises(ValueError, match="base vocabulary"):
+        prep.prepare([tmp_path / "corpus"], tmp_path / "ds", prep.PrepareConfig(workers=1), tokenizer=other)
+    assert not (tmp_path / "ds").exists()  # refused before anything is written

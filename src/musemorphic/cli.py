@@ -49,7 +49,7 @@ def _train_with_progress(task, config, out: Path, rate) -> None:
     console.print(f"{state} after {result.steps_done} steps; checkpoint: {out / 'checkpoint'}; log: {out / 'log.csv'}")
 
 
-def _run_prepare(corpus: list[Path], out: Path, config, label: str = "preparing") -> None:
+def _run_prepare(corpus: list[Path], out: Path, config, label: str = "preparing", tokenizer=None) -> None:
     import time
 
     from musemorphic.data.prepare import prepare
@@ -62,7 +62,10 @@ def _run_prepare(corpus: list[Path], out: Path, config, label: str = "preparing"
             rate = done / max(time.perf_counter() - start, 1e-9)
             bar.update(task, completed=done, total=total, rate=f"{rate:.1f} files/s")
 
-        report = prepare(corpus, out, config, progress=on_file)
+        try:
+            report = prepare(corpus, out, config, progress=on_file, tokenizer=tokenizer)
+        except ValueError as error:
+            raise typer.BadParameter(str(error), param_hint="--tokenizer") from None
     console.print(
         f"[bold]{out}[/]: {report.songs} songs, {report.phrases} phrases "
         f"({report.new_songs} new); {report.skipped} files skipped"
@@ -80,13 +83,33 @@ def prepare(
     vocab_size: Optional[int] = typer.Option(None, help="BPE vocabulary size (default: from corpus size)."),
     styles_csv: Optional[Path] = typer.Option(None, help="CSV with columns path,style (default: top folder)."),
     max_bars: int = typer.Option(4096, help="Skip files longer than this many bars."),
+    tokenizer: Optional[Path] = typer.Option(
+        None, help="Take this tokenizer instead of learning a BPE: a tokenizer.json, a PhraseVAE checkpoint folder, or "
+        "'shipped' (the bundled codec's), so that codec and the models trained on its codes can learn this corpus.",
+    ),
 ) -> None:
     """Tokenize a MIDI corpus into a sharded phrase dataset (resumable)."""
     from musemorphic.data.midi_io import Limits
     from musemorphic.data.prepare import PrepareConfig
 
     config = PrepareConfig(workers=workers, vocab_size=vocab_size, styles_csv=styles_csv, limits=Limits(max_bars=max_bars))
-    _run_prepare(corpus, out, config)
+    _run_prepare(corpus, out, config, tokenizer=_given_tokenizer(tokenizer) if tokenizer is not None else None)
+
+
+def _given_tokenizer(path: Path):
+    """The tokenizer of a tokenizer.json, of a PhraseVAE checkpoint folder, or of the shipped codec ('shipped')."""
+    from musemorphic.data.tokenizer import PhraseTokenizer
+    from musemorphic.training.checkpoint import read_checkpoint_config
+
+    path = _shipped_model("phrase_vae") if str(path) == "shipped" else path
+    if path.is_file():
+        return PhraseTokenizer.load(path)
+    if not (path / "config.json").is_file():
+        raise typer.BadParameter(f"{path}: neither a tokenizer.json nor a checkpoint folder", param_hint="--tokenizer")
+    saved = read_checkpoint_config(path)
+    if "tokenizer" not in saved:
+        raise typer.BadParameter(f"{path}: a checkpoint without a tokenizer (a PhraseVAE's has one)", param_hint="--tokenizer")
+    return PhraseTokenizer.from_json(saved["tokenizer"])
 
 
 @tokenizer_app.command("train")
@@ -195,7 +218,7 @@ def train_phrase_vae(
 @train_app.command("latent-mamba")
 def train_latent_mamba(
     data: Path = typer.Option(..., help="A folder made by `musemorphic prepare`."),
-    codec: Path = typer.Option(..., help="PhraseVAE checkpoint folder whose latents the prior learns."),
+    codec: Path = typer.Option(..., help="PhraseVAE checkpoint folder whose latents the prior learns ('shipped': the bundled codec)."),
     out: Path = typer.Option(Path("runs/latent_mamba"), "-o", "--out", help="Run folder (resumes if it holds a checkpoint)."),
     preset: str = typer.Option("small", help="tiny, small, or full (the seed's 8 x 256)."),
     head: str = typer.Option("gmm", help="gmm (a sampled Gaussian mixture) or mse (the regression baseline)."),
@@ -214,6 +237,10 @@ def train_latent_mamba(
     input_noise: float = typer.Option(
         0.0, min=0.0, help="Noise (largest std, drawn per window) on the latents the prior reads in training, as its own samples miss the codes."
     ),
+    init: Optional[Path] = typer.Option(
+        None, help="Start from this LatentMamba checkpoint's weights and architecture ('shipped': the bundled prior; "
+        "fine-tuning: --preset, --head, --track-memory, --min-log-scale, --silence-head and --key-normalize then come from it).",
+    ),
     lr: float = typer.Option(1e-3, help="Peak learning rate."),
     seed: int = typer.Option(0, help="Seed for weights and batches."),
     minutes: Optional[float] = typer.Option(None, help="Stop with a checkpoint after this much wall time."),
@@ -226,13 +253,26 @@ def train_latent_mamba(
     import torch
 
     from musemorphic.data.dataset import PhraseDataset
-    from musemorphic.training.latent_mamba import LatentMambaTask, LatentSongWindows, build_latent_mamba
+    from musemorphic.training.latent_mamba import (
+        LatentMambaTask,
+        LatentSongWindows,
+        build_latent_mamba,
+        fine_tuned_latent_mamba,
+        load_latent_mamba,
+    )
     from musemorphic.training.latents import cached_latents
     from musemorphic.training.loop import TrainConfig
-    from musemorphic.training.phrase_vae import load_phrase_vae
 
     torch.set_num_threads(threads)
-    codec_model, _ = load_phrase_vae(codec)
+    codec = _shipped_model("phrase_vae") if str(codec) == "shipped" else codec
+    codec_model = _codec_of(codec, data)
+    start = None
+    if init is not None:
+        init = _shipped_model("latent_mamba") if str(init) == "shipped" else init
+        start, start_record = load_latent_mamba(init)
+        if start_record.get("model") != codec_model.config.to_dict():
+            raise typer.BadParameter(f"{init} was trained on the latents of another codec than {codec}", param_hint="--init")
+        key_normalize = start.config.key_normalized
     with _progress_bar("encoding phrases") as bar:
         job = bar.add_task("encoding", total=None, rate="")
         latents = cached_latents(codec_model, codec, data, progress=lambda d, t: bar.update(job, completed=d, total=t), key_normalized=key_normalize)
@@ -241,10 +281,13 @@ def train_latent_mamba(
     torch.manual_seed(seed)
     if not 0.0 <= track_memory < 1.0:
         raise typer.BadParameter(f"--track-memory must be in [0, 1), got {track_memory}")
-    model = build_latent_mamba(
-        dataset, preset, head=head, d_latent=codec_model.config.d_latent, key_normalized=key_normalize, track_memory_decay=track_memory,
-        min_log_scale=min_log_scale, input_noise=input_noise, silence_head=silence_head,
-    )
+    if start is None:
+        model = build_latent_mamba(
+            dataset, preset, head=head, d_latent=codec_model.config.d_latent, key_normalized=key_normalize, track_memory_decay=track_memory,
+            min_log_scale=min_log_scale, input_noise=input_noise, silence_head=silence_head,
+        )
+    else:
+        model = fine_tuned_latent_mamba(start, input_noise=input_noise)
     windows = LatentSongWindows(train_split, latents, model.config, window_slots=window, song_start_share=song_starts)
     layouts = collections.Counter(tuple(s["programs"]) for s in train_split.songs)
     record = {"model": codec_model.config.to_dict(), "default_programs": list(layouts.most_common(1)[0][0])}
@@ -256,10 +299,24 @@ def train_latent_mamba(
     _train_with_progress(task, config, out, lambda row: f"loss {row['loss']:.3f}")
 
 
+def _codec_of(codec: Path, data: Path):
+    """The PhraseVAE of a checkpoint folder, checked to read `data`'s token ids (the same tokenizer)."""
+    from musemorphic.data.tokenizer import PhraseTokenizer
+    from musemorphic.training.phrase_vae import load_phrase_vae
+
+    model, tokenizer = load_phrase_vae(codec)
+    theirs = data / "tokenizer.json"
+    if theirs.is_file() and PhraseTokenizer.load(theirs).to_json() != tokenizer.to_json():
+        raise typer.BadParameter(
+            f"{data}: its tokenizer differs from the codec's ({codec}); prepare the data with `--tokenizer {codec}`", param_hint="--codec"
+        )
+    return model
+
+
 @train_app.command("phrase-critic")
 def train_phrase_critic(
     data: Path = typer.Option(..., help="A folder made by `musemorphic prepare`."),
-    codec: Path = typer.Option(..., help="PhraseVAE checkpoint folder whose decodings the critic learns."),
+    codec: Path = typer.Option(..., help="PhraseVAE checkpoint folder whose decodings the critic learns ('shipped': the bundled codec)."),
     out: Path = typer.Option(Path("runs/phrase_critic"), "-o", "--out", help="Run folder (resumes if it holds a checkpoint)."),
     phrases: int = typer.Option(30000, help="Training phrases to decode (once, cached in the dataset folder)."),
     steps: int = typer.Option(4000, help="Optimizer steps."),
@@ -279,10 +336,10 @@ def train_phrase_critic(
     from musemorphic.models.phrase_critic import PhraseCritic, PhraseCriticConfig
     from musemorphic.training.loop import TrainConfig
     from musemorphic.training.phrase_critic import PhraseCriticTask, critic_table
-    from musemorphic.training.phrase_vae import load_phrase_vae
 
     torch.set_num_threads(threads)
-    codec_model, _ = load_phrase_vae(codec)
+    codec = _shipped_model("phrase_vae") if str(codec) == "shipped" else codec
+    codec_model = _codec_of(codec, data)
     with _progress_bar("decoding phrases") as bar:
         job = bar.add_task("decoding", total=None, rate="")
         progress = lambda done, total: bar.update(job, completed=done, total=total)  # noqa: E731

@@ -241,6 +241,8 @@ def prepare(
     `progress(done, total)` is called after every file. `tokenizer`: use this (trained)
     tokenizer instead of training BPE on the train split.
     """
+    if tokenizer is not None and tokenizer.base_vocab != PhraseTokenizer().base_vocab:
+        raise ValueError("the given tokenizer's base vocabulary differs from this version's REMI+ tokens; the shards are written in the latter")
     sources = find_midi_files(roots)
     builder = DatasetBuilder(Path(out_dir), config)
     styles = read_styles_csv(config.styles_csv)

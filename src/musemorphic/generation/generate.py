@@ -11,7 +11,11 @@ notes go to a `StreamingMidiWriter` that makes the file valid after every write.
 PhraseCritic, a requested density or key also steers the sampling (`steering.py`): each slot
 keeps the best of `candidates` draws from the prior, and bars are decoded one at a time so
 the steering learns what each really wrote. A scale lock (`scale_lock.py`) makes the decoder
-lean away from notes outside the scale the prior composes in.
+lean away from notes outside the scale the prior composes in. With a silence-head prior,
+the prior alone decides which slots are silent: a slot it draws sounding is decoded with its
+end barred until a note is complete (`note_ends`), where the codec would otherwise write
+about one in twenty of the accompaniment's draws as an empty bar (BENCHMARKS.md, "Sounding
+draws").
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from musemorphic.data.midi_io import load_score
 from musemorphic.data.tokenizer import PhraseTokenizer
 from musemorphic.data.bar_timing import bar_ticks, first_tempo
 from musemorphic.generation.midi_writer import StreamingMidiWriter
-from musemorphic.generation.phrase_codec import decode_bars, encode_bars, pitch_groups
+from musemorphic.generation.phrase_codec import decode_bars, encode_bars, note_ends, pitch_groups
 from musemorphic.generation.scale_lock import scale_logit_bias
 from musemorphic.generation.steering import ControlSteering, SteeringTarget, density_target
 from musemorphic.generation.written_notes import TPQ, fits_track, phrase_facts, written_notes
@@ -125,6 +129,8 @@ class MusicGenerator:
             raise ValueError(f"decode_sampled must be 'all' or 'pitches', got {decode_sampled!r}")
         self.decode_sampled = decode_sampled  # which tokens sampled decoding draws: all, or pitches alone (the rest greedy)
         self._token_groups = pitch_groups(tokenizer) if decode_sampled == "pitches" else None  # (V,)
+        # a prior with a silence head has decided which slots sound: the codec may not write those silent
+        self._note_ends = note_ends(tokenizer) if prior.config.silence_head else None  # (V,) bool
         self.salvage = salvage  # an ungrammatical bar keeps its complete notes before the first fault instead of falling silent
         self.mover = Augmenter(tokenizer, AugmentConfig())  # transposes phrases in and out of the key frame
         self._empty_codes: dict[tuple[int, tuple[int, int]], torch.Tensor] = {}  # (program, time signature) -> (Z,)
@@ -305,7 +311,7 @@ class MusicGenerator:
         z = torch.stack([latents[i] for i in sounding])  # (n_sounding, Z)
         return decode_bars(
             self.codec, self.tokenizer, z, logit_bias=bias, salvage=self.salvage, temperature=self.decode_temperature,
-            uniforms=uniforms, top_p=self.decode_top_p, token_groups=self._token_groups,
+            uniforms=uniforms, top_p=self.decode_top_p, token_groups=self._token_groups, note_ends=self._note_ends,
         )
 
     def _empty_code(self, program: int, time_signature: tuple[int, int]) -> torch.Tensor:

@@ -37,10 +37,12 @@ def decode_bars(
     uniforms: torch.Tensor | None = None,
     top_p: float = 1.0,
     token_groups: torch.Tensor | None = None,
+    note_ends: torch.Tensor | None = None,
 ) -> list[list[int] | None]:
     """Decoding of latents (N, Z) to base-id bars, None where ungrammatical: greedy, or sampled
     at `temperature` from each step's top-p nucleus with each bar's `uniforms` (N, max_len)
-    (`PhraseVAE.generate`), only among the greedy token's `token_groups` (V,) when given. With
+    (`PhraseVAE.generate`), only among the greedy token's `token_groups` (V,) when given; with
+    `note_ends` (V,) bool, every bar completes a note before it ends (`note_ends()`). With
     `salvage`, an ungrammatical bar keeps its complete notes before the first fault
     (`salvaged_bar`). `logit_bias` (V,) is added to the decoder's logits."""
     device = next(model.parameters()).device
@@ -49,10 +51,11 @@ def decode_bars(
         uniforms = torch.rand(len(z), model.config.max_len, dtype=torch.float64)
     draws = uniforms.split(batch_size) if uniforms is not None else [None] * len(z.split(batch_size))
     groups = token_groups.to(device) if token_groups is not None else None
+    notes = note_ends.to(device) if note_ends is not None else None
     out: list[list[int] | None] = []
     for chunk, chunk_uniforms in zip(z.split(batch_size), draws):
         for ids in model.generate(chunk.to(device), temperature, uniforms=chunk_uniforms, logit_bias=bias, top_p=top_p,
-                                  token_groups=groups):
+                                  token_groups=groups, note_ends=notes):
             if salvage:
                 out.append(salvaged_bar(tokenizer, ids))
                 continue
@@ -74,3 +77,10 @@ def pitch_groups(tokenizer: PhraseTokenizer) -> torch.Tensor:
         skeleton = tuple("Pitch" if name.startswith("Pitch_") else name for name in names)
         groups.append(skeletons.setdefault(skeleton, len(skeletons)))
     return torch.tensor(groups)
+
+
+def note_ends(tokenizer: PhraseTokenizer) -> torch.Tensor:
+    """(V,) bool: the codec tokens that complete a note, those holding a Duration base token
+    (REMI writes a note as its pitch, velocity and then its duration)."""
+    return torch.tensor([any(name.startswith("Duration_") for name in tokenizer.token_names(tokenizer.bpe_decode([i])))
+                         for i in range(tokenizer.vocab_size)])

@@ -153,6 +153,7 @@ class PhraseVAE(nn.Module):
         logit_bias: torch.Tensor | None = None,  # (V,) added to every step's logits
         top_p: float = 1.0,
         token_groups: torch.Tensor | None = None,  # (V,) group id of every token
+        note_ends: torch.Tensor | None = None,  # (V,) bool: the tokens that complete a note
     ) -> list[list[int]]:
         """Decode phrases from latents with the KV cache; greedy when temperature == 0.
 
@@ -161,7 +162,8 @@ class PhraseVAE(nn.Module):
         inverse CDF from that row's `uniforms` (torch's global generator when None), so a
         row's phrase does not depend on the rows decoded beside it. With `token_groups`, a
         step draws only among the tokens in the greedy token's group (`pitch_groups`: the
-        tokens that differ from it in their pitches alone). A row leaves the batch (and the
+        tokens that differ from it in their pitches alone). With `note_ends`, EOS is barred
+        until a row has completed a note (a bar that must sound). A row leaves the batch (and the
         cache) as soon as it emits EOS, so a batch costs what its phrases cost rather than its
         longest phrase times the batch size. Returns one id list per latent, without the final
         EOS (cut at max_len).
@@ -178,11 +180,13 @@ class PhraseVAE(nn.Module):
         rows = torch.arange(z.shape[0], device=z.device)  # original index of each active row
         out = torch.full((z.shape[0], max_len), c.pad_id, dtype=torch.long, device=z.device)
         step_input = torch.full((z.shape[0], 1), c.bos_id, dtype=torch.long, device=z.device)
+        silent = torch.full((z.shape[0],), note_ends is not None, device=z.device)  # (B_active,) no note completed yet
         for t in range(max_len):
             logits = self.decode_logits(z, step_input, cache)[:, -1].float()  # (B_active, V)
             if logit_bias is not None:
                 logits = logits + logit_bias
             logits[:, c.pad_id] = float("-inf")
+            logits[silent, c.eos_id] = float("-inf")
             if temperature > 0:
                 if token_groups is not None:
                     greedy_group = token_groups[logits.argmax(dim=-1)]  # (B_active,)
@@ -191,12 +195,14 @@ class PhraseVAE(nn.Module):
             else:
                 next_id = logits.argmax(dim=-1)
             out[rows, t] = next_id
+            if note_ends is not None:
+                silent = silent & ~note_ends[next_id]
             running = next_id != c.eos_id  # (B_active,)
             if not running.all():
                 if not running.any():
                     break
                 cache.keep(running)
-                z, rows, next_id = z[running], rows[running], next_id[running]
+                z, rows, next_id, silent = z[running], rows[running], next_id[running], silent[running]
             step_input = next_id[:, None]
         return [row[: row.index(c.eos_id)] if c.eos_id in row else row for row in out.tolist()]
 

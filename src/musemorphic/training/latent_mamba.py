@@ -143,6 +143,14 @@ def build_latent_mamba(dataset: PhraseDataset, preset: str, **overrides) -> Late
     return LatentMamba(config)
 
 
+def fine_tuned_latent_mamba(start: LatentMamba, **training_options) -> LatentMamba:
+    """A float32 LatentMamba with `start`'s architecture and weights and new training-only
+    options (`input_noise`), to train further."""
+    model = LatentMamba(LatentMambaConfig.from_dict({**start.config.to_dict(), **training_options}))
+    model.load_state_dict(start.state_dict(), strict=True)  # copied into float32
+    return model
+
+
 def load_latent_mamba(directory: str | Path) -> tuple[LatentMamba, dict]:
     """Rebuild a LatentMamba from its checkpoint (strict); also returns the codec record."""
     ckpt = load_model_checkpoint(directory, "latent_mamba", "LatentMamba")
