@@ -20,7 +20,7 @@ import torch
 
 from common import machine
 from musemorphic.evaluation.generation_report import GenerationEvalConfig, evaluate_generation
-from musemorphic.generation.generate import DECODE_SAMPLED, DECODE_TEMPERATURE, DECODE_TOP_P, SCALE_LOCK, MusicGenerator
+from musemorphic.generation.generate import DECODE_SAMPLED, DECODE_SAMPLED_CHOICES, DECODE_TEMPERATURE, DECODE_TOP_P, SCALE_LOCK, MusicGenerator
 
 
 def main() -> None:
@@ -38,9 +38,11 @@ def main() -> None:
     parser.add_argument("--scale-lock", type=float, default=SCALE_LOCK, help="the generator's scale lock (nats per note outside the scale)")
     parser.add_argument("--decode-temperature", type=float, default=DECODE_TEMPERATURE, help="the codec's sampling temperature (0: greedy decoding)")
     parser.add_argument("--decode-top-p", type=float, default=DECODE_TOP_P, help="the nucleus sampled decoding draws from")
-    parser.add_argument("--decode-sampled", choices=("all", "pitches"), default=DECODE_SAMPLED, help="which tokens sampled decoding draws")
+    parser.add_argument("--decode-sampled", choices=DECODE_SAMPLED_CHOICES, default=DECODE_SAMPLED, help="which tokens sampled decoding draws")
     parser.add_argument("--silence-temperature", type=float, help="draw a silence head's slots at this temperature (0: the likelier)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the first piece and of the sampled sets")
+    parser.add_argument("--reference", choices=("test", "valid"), default="test",
+                        help="the held-out split to measure against: test to report, valid to choose settings by")
     args = parser.parse_args()
     torch.set_num_threads(1)
     generator = MusicGenerator.load(args.codec, args.prior, args.critic, scale_lock=args.scale_lock, salvage=not args.no_salvage,
@@ -52,7 +54,7 @@ def main() -> None:
             prediction, silence_temperature if temperature > 0 else temperature, gen
         )
     config = GenerationEvalConfig(pieces=args.pieces, bars=args.bars, control_seeds=args.control_seeds, temperature=args.temperature,
-                                  seed=args.seed)
+                                  seed=args.seed, reference=args.reference)
     report = evaluate_generation(generator, args.data, args.out, config)
     print(json.dumps({"machine": machine(), "codec": str(args.codec), "prior": str(args.prior), "critic": str(args.critic),
                       "silence_temperature": args.silence_temperature, "report": report}, indent=1))

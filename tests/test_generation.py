@@ -248,7 +248,7 @@ def test_pitch_groups_join_tokens_that_differ_in_their_pitches_alone(tokenizer):
 def test_pitch_sampled_decoding_draws_only_pitches(generator, tmp_path):
     g = generator
     sampled = MusicGenerator(g.codec, g.tokenizer, g.prior, g.default_programs, decode_temperature=1.0, decode_sampled="pitches")
-    groups = sampled._token_groups
+    groups = sampled.draw_groups(-1)
     torch.manual_seed(0)
     z = torch.randn(16, g.codec.config.d_latent)
     with torch.no_grad():
@@ -260,6 +260,29 @@ def test_pitch_sampled_decoding_draws_only_pitches(generator, tmp_path):
         if k is not None:
             assert groups[x[k]] == groups[y[k]]
     assert sampled.write(Request(bars=4, seed=3, temperature=1.0), tmp_path / "pitches.mid")["bars"] == 4
+
+
+def test_in_scale_pitch_draws_never_move_to_or_from_a_note_outside_the_scale(generator):
+    from musemorphic.data.controls import scale_pitch_classes
+    from musemorphic.generation.scale_lock import outside_notes
+
+    g = generator
+    in_scale = MusicGenerator(g.codec, g.tokenizer, g.prior, g.default_programs, decode_temperature=1.0, decode_sampled="scale-pitches")
+    outside = outside_notes(g.tokenizer, scale_pitch_classes(0)) > 0  # (V,) C major's
+    groups = in_scale.draw_groups(0)
+    assert outside.any() and all(int((groups == groups[i]).sum()) == 1 for i in outside.nonzero()[:, 0].tolist())
+    assert torch.equal(in_scale.draw_groups(-1), MusicGenerator(g.codec, g.tokenizer, g.prior, g.default_programs).draw_groups(-1))  # no key: as "pitches"
+    torch.manual_seed(0)
+    z = torch.randn(32, g.codec.config.d_latent)
+    with torch.no_grad():
+        greedy = g.codec.generate(z)
+        drawn = g.codec.generate(z, temperature=1.0, token_groups=groups)
+    moved = [(a, b) for x, y in zip(greedy, drawn) for a, b in zip(x, y) if a != b][:32]
+    assert moved  # some pitches were drawn ...
+    first = [next(((a, b) for a, b in zip(x, y) if a != b), None) for x, y in zip(greedy, drawn)]
+    assert all(not outside[a] and not outside[b] for a, b in filter(None, first))  # ... inside the scale alone
+    with pytest.raises(ValueError, match="decode_sampled"):
+        MusicGenerator(g.codec, g.tokenizer, g.prior, g.default_programs, decode_sampled="some")
 
 
 @pytest.fixture(scope="module")

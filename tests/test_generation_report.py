@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -117,6 +118,27 @@ def test_a_dataset_without_a_test_split_is_refused_by_name(tmp_path):
     prepare([FIXTURES], tmp_path / "data", PrepareConfig(workers=1, valid_percent=0, test_percent=0))
     with pytest.raises(ValueError, match="the test split holds no songs"):
         evaluate_generation(None, tmp_path / "data", tmp_path / "report", GenerationEvalConfig())
+    with pytest.raises(ValueError, match="the valid split holds no songs"):
+        evaluate_generation(None, tmp_path / "data", tmp_path / "report", GenerationEvalConfig(reference="valid"))
+    with pytest.raises(ValueError, match="test or valid"):
+        evaluate_generation(None, tmp_path / "data", tmp_path / "report", GenerationEvalConfig(reference="train"))
+
+
+def test_settings_are_chosen_against_the_valid_split_and_reported_against_test(tmp_path):
+    from musemorphic.data.prepare import PrepareConfig, prepare
+
+    prepare([FIXTURES], tmp_path / "data", PrepareConfig(workers=1, valid_percent=40, test_percent=40))
+    dataset = PhraseDataset(tmp_path / "data", split=None)
+    assert all(len(PhraseDataset(tmp_path / "data", s).song_indices) > 0 for s in ("train", "valid", "test"))
+    torch.manual_seed(0)
+    codec = build_phrase_vae(dataset.tokenizer, "tiny", d_latent=8, max_len=24)
+    generator = MusicGenerator(codec, dataset.tokenizer, build_latent_mamba(dataset, "tiny", d_latent=8), default_programs=[0])
+    config = GenerationEvalConfig(pieces=1, bars=4, train_songs=2, control_seeds=0)
+    reports = {ref: evaluate_generation(generator, tmp_path / "data", tmp_path / ref, replace(config, reference=ref)) for ref in ("test", "valid")}
+    assert reports["test"]["metrics"]["pitch_range"]["real_mean"] != reports["valid"]["metrics"]["pitch_range"]["real_mean"]
+    piece = "pieces/piece_000.mid"
+    assert (tmp_path / "test" / piece).read_bytes() == (tmp_path / "valid" / piece).read_bytes()  # the same music, measured twice
+    assert "the valid split of" in (tmp_path / "valid" / "report.md").read_text()
 
 
 def test_in_scale_share_counts_pitched_notes_in_the_requested_scale(tmp_path):

@@ -358,8 +358,10 @@ def train_phrase_critic(
 
 
 def _check_decode_sampled(value: str) -> None:
-    if value not in ("all", "pitches"):
-        raise typer.BadParameter(f"{value!r} is not one of 'all', 'pitches'", param_hint="--decode-sampled")
+    from musemorphic.generation.generate import DECODE_SAMPLED_CHOICES
+
+    if value not in DECODE_SAMPLED_CHOICES:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(DECODE_SAMPLED_CHOICES)}", param_hint="--decode-sampled")
 
 
 @app.command()
@@ -394,7 +396,8 @@ def generate(
     ),
     decode_top_p: float = typer.Option(0.7, min=0.01, max=1.0, help="Draw from the most likely tokens up to this probability (1 = all)."),
     decode_sampled: str = typer.Option(
-        "pitches", help="Which tokens the decoder draws: pitches (the rhythm stays greedy) or all."
+        "pitches", help="Which tokens the decoder draws: pitches (the rhythm stays greedy), scale-pitches (pitches, "
+        "in the scale only: a note outside it is written only where greedy decoding writes it) or all."
     ),
     chunk_bars: int = typer.Option(8, help="Bars between writes of the MIDI file."),
 ) -> None:
@@ -512,10 +515,13 @@ def eval_generate(
     scale_lock: float = typer.Option(0.5, min=0.0, help="The generator's scale lock (see `generate --help`)."),
     decode_temperature: float = typer.Option(1.0, min=0.0, help="The codec's sampling temperature (see `generate --help`)."),
     decode_top_p: float = typer.Option(0.7, min=0.01, max=1.0, help="The nucleus of sampled decoding (see `generate --help`)."),
-    decode_sampled: str = typer.Option("pitches", help="The tokens sampled decoding draws: pitches or all (see `generate --help`)."),
+    decode_sampled: str = typer.Option("pitches", help="The tokens sampled decoding draws: pitches, scale-pitches or all (see `generate --help`)."),
     train_songs: int = typer.Option(200, help="Training songs sampled for the real-vs-real ceiling."),
     control_seeds: int = typer.Option(2, help="Pieces per value of each control for the control table (0: skip it)."),
     seed: int = typer.Option(0, help="Seed of the first piece and of the sampled sets."),
+    reference: str = typer.Option(
+        "test", help="The held-out split the pieces are measured against: test (to report) or valid (to choose settings by)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
 ) -> None:
     """Generate pieces and compare them with held-out real music: metrics, phrase FID, controls."""
@@ -538,8 +544,10 @@ def eval_generate(
         codec, prior, critic, scale_lock=scale_lock, decode_temperature=decode_temperature, decode_top_p=decode_top_p,
         decode_sampled=decode_sampled,
     )
+    if reference not in ("test", "valid"):
+        raise typer.BadParameter(f"test or valid, got {reference!r}", param_hint="--reference")
     config = GenerationEvalConfig(pieces=pieces, bars=bars, temperature=temperature, guidance=guidance, train_songs=train_songs,
-                                  control_seeds=control_seeds, seed=seed)
+                                  control_seeds=control_seeds, seed=seed, reference=reference)
     with _progress_bar("evaluating") as bar:
         jobs = {}
 

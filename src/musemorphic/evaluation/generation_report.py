@@ -54,6 +54,7 @@ class GenerationEvalConfig:
     control_seeds: int = 2  # pieces per control value (0: skip the control table)
     control_bars: int = 8
     seed: int = 0
+    reference: str = "test"  # the held-out split pieces are measured against: test to report, valid to choose settings
 
 
 Progress = Callable[[str, int, int], None]
@@ -66,10 +67,12 @@ def evaluate_generation(
     out = Path(out)
     (out / "pieces").mkdir(parents=True, exist_ok=True)
     progress = progress or (lambda stage, done, total: None)
-    test, train = PhraseDataset(data, split="test"), PhraseDataset(data, split="train")
-    for name, split in (("test", test), ("train", train)):
+    if config.reference not in ("test", "valid"):
+        raise ValueError(f"the reference split must be test or valid, got {config.reference!r}")
+    test, train = PhraseDataset(data, split=config.reference), PhraseDataset(data, split="train")
+    for name, split in ((config.reference, test), ("train", train)):
         if len(split.song_indices) == 0:
-            raise ValueError(f"{data}: the {name} split holds no songs; eval generate needs both")
+            raise ValueError(f"{data}: the {name} split holds no songs; eval generate needs it and the train split")
     config = replace(config, temperature=generator.temperature(Request(temperature=config.temperature)))
     rng = np.random.default_rng(config.seed)
 
@@ -98,7 +101,7 @@ def evaluate_generation(
     progress("metrics", 1, 1)
 
     metrics = compare_metrics(values, draws)
-    phrase_fids = phrase_fid_figures(generator, data, phrases, programs, config.seed)
+    phrase_fids = phrase_fid_figures(generator, data, phrases, programs, config.seed, config.reference)
     phrase_fids["empty_generated_phrases"] += trailing_silent
     progress("phrase FID", 1, 1)
 
@@ -167,10 +170,11 @@ def excerpt_draw(song_windows: list[list], pieces: int, per_piece: int, rng: np.
     return np.array(out, dtype=np.int64)
 
 
-def phrase_fid_figures(generator: MusicGenerator, data: str | Path, phrases, programs, seed: int) -> dict:
-    """Phrase FID of the generated phrases against the test split, and train vs test as the ceiling."""
+def phrase_fid_figures(generator: MusicGenerator, data: str | Path, phrases, programs, seed: int, reference: str = "test") -> dict:
+    """Phrase FID of the generated phrases against the reference split, and train vs it as the
+    ceiling (keyed `train_vs_test` whichever the split)."""
     codec, tokenizer = generator.codec, generator.tokenizer
-    real_means = real_phrase_means(codec, tokenizer, data, "test")
+    real_means = real_phrase_means(codec, tokenizer, data, reference)
     fake_means, empty = nonempty_phrase_means(codec, tokenizer, phrases, programs)
     train_means = real_phrase_means(codec, tokenizer, data, "train", limit=len(real_means))
     fid, n_fid = phrase_fid(fake_means, real_means, seed)
@@ -273,7 +277,7 @@ def markdown_report(report: dict) -> str:
         f"{c['pieces']} generated pieces of {c['bars']} bars (temperature {c['temperature']}, {decoding}, scale lock {report['scale_lock']}, "
         f"broken bars {'salvaged' if report['salvage'] else 'left silent'}, "
         f"seeds {c['seed']}..) against "
-        f"the test split of `{report['data']}`, in {c['window_bars']}-bar windows: "
+        f"the {c['reference']} split of `{report['data']}`, in {c['window_bars']}-bar windows: "
         + ", ".join(f"{k} {v}" for k, v in report["windows"].items())
         + ".",
         "",

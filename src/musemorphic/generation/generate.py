@@ -36,7 +36,7 @@ from musemorphic.data.tokenizer import PhraseTokenizer
 from musemorphic.data.bar_timing import bar_ticks, first_tempo
 from musemorphic.generation.midi_writer import StreamingMidiWriter
 from musemorphic.generation.phrase_codec import decode_bars, encode_bars, note_ends, pitch_groups
-from musemorphic.generation.scale_lock import scale_logit_bias
+from musemorphic.generation.scale_lock import outside_notes, scale_logit_bias
 from musemorphic.generation.steering import ControlSteering, SteeringTarget, density_target
 from musemorphic.generation.written_notes import TPQ, fits_track, phrase_facts, written_notes
 from musemorphic.models.latent_mamba import LatentMamba
@@ -51,6 +51,7 @@ DEFAULT_TEMPO = 120.0
 # (BENCHMARKS.md, "Sampled decoding"): pitches drawn from the decoder's top-0.7 nucleus, every
 # other token greedy, notes outside the scale 0.5 nats less likely. Temperature 0 decodes greedily.
 DECODE_TEMPERATURE, DECODE_TOP_P, DECODE_SAMPLED, SCALE_LOCK = 1.0, 0.7, "pitches", 0.5
+DECODE_SAMPLED_CHOICES = ("all", "pitches", "scale-pitches")
 
 
 @dataclass
@@ -125,10 +126,11 @@ class MusicGenerator:
         if not 0 < decode_top_p <= 1:
             raise ValueError(f"decode_top_p must be in (0, 1], got {decode_top_p}")
         self.decode_top_p = decode_top_p  # the nucleus sampled decoding draws from
-        if decode_sampled not in ("all", "pitches"):
-            raise ValueError(f"decode_sampled must be 'all' or 'pitches', got {decode_sampled!r}")
-        self.decode_sampled = decode_sampled  # which tokens sampled decoding draws: all, or pitches alone (the rest greedy)
-        self._token_groups = pitch_groups(tokenizer) if decode_sampled == "pitches" else None  # (V,)
+        if decode_sampled not in DECODE_SAMPLED_CHOICES:
+            raise ValueError(f"decode_sampled must be one of {DECODE_SAMPLED_CHOICES}, got {decode_sampled!r}")
+        # which tokens sampled decoding draws: all; pitches alone (the rest greedy); or pitches alone, in the scale only
+        self.decode_sampled = decode_sampled
+        self._token_groups: dict[int, torch.Tensor | None] = {}  # frame key -> (V,), `draw_groups`
         # a prior with a silence head has decided which slots sound: the codec may not write those silent
         self._note_ends = note_ends(tokenizer) if prior.config.silence_head else None  # (V,) bool
         self.salvage = salvage  # an ungrammatical bar keeps its complete notes before the first fault instead of falling silent
@@ -205,6 +207,19 @@ class MusicGenerator:
         """The prior's sampling temperature for a request: the requested one, else the prior's own."""
         return self.prior.config.temperature if request.temperature is None else request.temperature
 
+    def draw_groups(self, frame_key: int) -> torch.Tensor | None:
+        """(V,) the token groups a sampled decoding draws within (`PhraseVAE.generate`), or None
+        (every token): with "scale-pitches", a token that writes a note outside the frame key's
+        scale is a group of its own, so it is written only where greedy decoding writes it and
+        draws vary pitches inside the scale (as "pitches" when no key is known, -1)."""
+        if self.decode_sampled == "all":
+            return None
+        key = frame_key if self.decode_sampled == "scale-pitches" else -1
+        if key not in self._token_groups:
+            apart = None if key == -1 else outside_notes(self.tokenizer, ctl.scale_pitch_classes(key)) > 0
+            self._token_groups[key] = pitch_groups(self.tokenizer, apart)
+        return self._token_groups[key]
+
     def decoding_bias(self, frame_key: int) -> torch.Tensor | None:
         """The scale lock's (V,) logit bias for the key the prior writes in (a `Layout`'s
         frame_key), or None: no lock, or no key known (-1)."""
@@ -263,7 +278,7 @@ class MusicGenerator:
         bar_quarters = 4 * requested_ts[0] / requested_ts[1] if requested_ts else 4.0
         steering = self.steering(request, len(programs), bar_quarters)
         time_signature = requested_ts or layout.time_signature or (4, 4)  # of the last decoded chunk's last bar: a silent slot's empty bar
-        bias = self.decoding_bias(layout.frame_key)
+        bias, groups = self.decoding_bias(layout.frame_key), self.draw_groups(layout.frame_key)
         chunk, index = (1 if steering else self.bars_per_batch(len(programs))), 0  # steering settles bar by bar
         while request.bars is None or index < request.bars:
             n_bars = chunk if request.bars is None else min(chunk, request.bars - index)
@@ -287,7 +302,7 @@ class MusicGenerator:
                 previous = (self._empty_code(programs[track], time_signature)[None] if quiet else drawn).expand(len(rows), -1)
                 latents.append(previous[0])
             sounding = [i for i, quiet in enumerate(silent) if not quiet]
-            decodings = iter(self._decode(request.seed, index * len(programs), latents, sounding, bias) if sounding else [])
+            decodings = iter(self._decode(request.seed, index * len(programs), latents, sounding, bias, groups) if sounding else [])
             decoded = [self.tokenizer.empty_bar(time_signature) if quiet else next(decodings) for quiet in silent]
             for start in range(0, len(decoded), len(programs)):
                 phrases = decoded[start : start + len(programs)]
@@ -300,7 +315,7 @@ class MusicGenerator:
                 yield bar
                 index += 1
 
-    def _decode(self, seed: int, first_slot: int, latents: list[torch.Tensor], sounding: list[int], bias) -> list[list[int] | None]:
+    def _decode(self, seed: int, first_slot: int, latents: list[torch.Tensor], sounding: list[int], bias, groups) -> list[list[int] | None]:
         """The sounding slots' bars. Sampled decoding draws each slot's uniforms from (seed, slot
         number in the piece), so a bar's notes do not depend on the chunk it is decoded in."""
         uniforms = None
@@ -311,7 +326,7 @@ class MusicGenerator:
         z = torch.stack([latents[i] for i in sounding])  # (n_sounding, Z)
         return decode_bars(
             self.codec, self.tokenizer, z, logit_bias=bias, salvage=self.salvage, temperature=self.decode_temperature,
-            uniforms=uniforms, top_p=self.decode_top_p, token_groups=self._token_groups, note_ends=self._note_ends,
+            uniforms=uniforms, top_p=self.decode_top_p, token_groups=groups, note_ends=self._note_ends,
         )
 
     def _empty_code(self, program: int, time_signature: tuple[int, int]) -> torch.Tensor:

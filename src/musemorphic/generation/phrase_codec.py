@@ -66,15 +66,18 @@ def decode_bars(
     return out
 
 
-def pitch_groups(tokenizer: PhraseTokenizer) -> torch.Tensor:
+def pitch_groups(tokenizer: PhraseTokenizer, apart: torch.Tensor | None = None) -> torch.Tensor:
     """(V,) a group id per codec token: tokens share one when they stand for the same base
     tokens but for their pitches (the same positions, velocities and durations), so sampling
-    within a group changes which notes sound and not when."""
+    within a group changes which notes sound and not when. Tokens marked in `apart` (V,) bool
+    are each a group of their own: a draw never moves to or from them."""
     skeletons: dict[tuple[str, ...], int] = {}
     groups = []
     for i in range(tokenizer.vocab_size):
         names = tokenizer.token_names(tokenizer.bpe_decode([i]))
         skeleton = tuple("Pitch" if name.startswith("Pitch_") else name for name in names)
+        if apart is not None and apart[i]:
+            skeleton = (f"apart {i}",)
         groups.append(skeletons.setdefault(skeleton, len(skeletons)))
     return torch.tensor(groups)
 

@@ -24,11 +24,15 @@ def scale_logit_bias(tokenizer: PhraseTokenizer, pitch_classes: frozenset[int], 
     `controls.scale_pitch_classes(key)`) that each id writes."""
     if strength < 0:
         raise ValueError(f"the scale lock's strength must be at least 0, got {strength}")
-    outside = [
+    return -strength * outside_notes(tokenizer, pitch_classes).float()
+
+
+def outside_notes(tokenizer: PhraseTokenizer, pitch_classes: frozenset[int]) -> torch.Tensor:
+    """(V,) int64: how many pitched notes outside `pitch_classes` each id writes."""
+    return torch.tensor([
         sum(1 for name in tokenizer.token_names(tokenizer.bpe_decode([i])) if _is_pitch_outside(name, pitch_classes))
         for i in range(tokenizer.vocab_size)
-    ]
-    return -strength * torch.tensor(outside, dtype=torch.float32)
+    ])
 
 
 def _is_pitch_outside(name: str, pitch_classes: frozenset[int]) -> bool:
