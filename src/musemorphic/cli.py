@@ -389,14 +389,14 @@ def generate(
     ),
     candidates: int = typer.Option(8, min=1, help="Prior draws per slot the critic chooses from for --density or --key (1: no steering)."),
     scale_lock: float = typer.Option(
-        0.5, min=0.0, help="Nats taken off the decoder's score of each note outside the piece's scale (0 = off; 50 = none but pitches clipped at the range's edges)."
+        0.0, min=0.0, help="Nats taken off the decoder's score of each note outside the piece's scale (0 = off; 50 = none but pitches clipped at the range's edges)."
     ),
     decode_temperature: float = typer.Option(
         1.0, min=0.0, help="Temperature at which the codec's decoder draws a bar's tokens (0 = greedy decoding)."
     ),
-    decode_top_p: float = typer.Option(0.7, min=0.01, max=1.0, help="Draw from the most likely tokens up to this probability (1 = all)."),
+    decode_top_p: float = typer.Option(0.8, min=0.01, max=1.0, help="Draw from the most likely tokens up to this probability (1 = all)."),
     decode_sampled: str = typer.Option(
-        "pitches", help="Which tokens the decoder draws: pitches (the rhythm stays greedy), scale-pitches (pitches, "
+        "scale-pitches", help="Which tokens the decoder draws: pitches (the rhythm stays greedy), scale-pitches (pitches, "
         "in the scale only: a note outside it is written only where greedy decoding writes it) or all."
     ),
     chunk_bars: int = typer.Option(8, help="Bars between writes of the MIDI file."),
@@ -512,10 +512,10 @@ def eval_generate(
     bars: int = typer.Option(16, help="Bars per piece."),
     temperature: Optional[float] = typer.Option(None, help="Sampling temperature of the prior (default: the one the model records)."),
     guidance: float = typer.Option(1.0, help="Classifier-free guidance weight for the controls in the control table."),
-    scale_lock: float = typer.Option(0.5, min=0.0, help="The generator's scale lock (see `generate --help`)."),
+    scale_lock: float = typer.Option(0.0, min=0.0, help="The generator's scale lock (see `generate --help`)."),
     decode_temperature: float = typer.Option(1.0, min=0.0, help="The codec's sampling temperature (see `generate --help`)."),
-    decode_top_p: float = typer.Option(0.7, min=0.01, max=1.0, help="The nucleus of sampled decoding (see `generate --help`)."),
-    decode_sampled: str = typer.Option("pitches", help="The tokens sampled decoding draws: pitches, scale-pitches or all (see `generate --help`)."),
+    decode_top_p: float = typer.Option(0.8, min=0.01, max=1.0, help="The nucleus of sampled decoding (see `generate --help`)."),
+    decode_sampled: str = typer.Option("scale-pitches", help="The tokens sampled decoding draws: pitches, scale-pitches or all (see `generate --help`)."),
     train_songs: int = typer.Option(200, help="Training songs sampled for the real-vs-real ceiling."),
     control_seeds: int = typer.Option(2, help="Pieces per value of each control for the control table (0: skip it)."),
     seed: int = typer.Option(0, help="Seed of the first piece and of the sampled sets."),

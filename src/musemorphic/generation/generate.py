@@ -5,17 +5,17 @@ kept once written, so a run of any length uses the same memory. Every bar is dra
 slot (track by track). The PhraseVAE decodes about `decode_phrases` latents per batch, in
 chunks of `max(1, decode_phrases // tracks)` bars: on a CPU the cost of a decoding step grows
 far more slowly than its rows, so one track gets long chunks. Decoding is row by row: by
-default its pitches are sampled (the rest greedy) from each slot's own seeded draws, so the
+default its pitches are sampled, among those in the scale the prior composes in, and the rest
+is greedy (`draw_groups`), from each slot's own seeded draws, so the
 chunk size changes the speed, not the music (tests/test_generation.py checks it). The
 notes go to a `StreamingMidiWriter` that makes the file valid after every write. With a
 PhraseCritic, a requested density or key also steers the sampling (`steering.py`): each slot
 keeps the best of `candidates` draws from the prior, and bars are decoded one at a time so
-the steering learns what each really wrote. A scale lock (`scale_lock.py`) makes the decoder
-lean away from notes outside the scale the prior composes in. With a silence-head prior,
-the prior alone decides which slots are silent: a slot it draws sounding is decoded with its
-end barred until a note is complete (`note_ends`), where the codec would otherwise write
-about one in twenty of the accompaniment's draws as an empty bar (BENCHMARKS.md, "Sounding
-draws").
+the steering learns what each really wrote. A scale lock (`scale_lock.py`, off by default)
+makes the decoder lean away from notes outside that scale. With a silence-head prior, the
+prior alone decides which slots are silent: a slot it draws sounding is decoded with its end
+barred until a note is complete (`note_ends`), where the codec would otherwise write some of
+those draws as empty bars (BENCHMARKS.md, "Sounding draws").
 """
 
 from __future__ import annotations
@@ -47,10 +47,11 @@ from musemorphic.training.phrase_critic import load_phrase_critic
 from musemorphic.training.phrase_vae import load_phrase_vae
 
 DEFAULT_TEMPO = 120.0
-# How the codec writes a latent's bar by default, the best measured with the shipped models
-# (BENCHMARKS.md, "Sampled decoding"): pitches drawn from the decoder's top-0.7 nucleus, every
-# other token greedy, notes outside the scale 0.5 nats less likely. Temperature 0 decodes greedily.
-DECODE_TEMPERATURE, DECODE_TOP_P, DECODE_SAMPLED, SCALE_LOCK = 1.0, 0.7, "pitches", 0.5
+# How the codec writes a latent's bar by default, chosen with the shipped models against the
+# validation songs (BENCHMARKS.md, "Pitches drawn inside the scale"): pitches drawn from the
+# decoder's top-0.8 nucleus among those in the scale, every other token greedy, no scale lock.
+# Temperature 0 decodes greedily.
+DECODE_TEMPERATURE, DECODE_TOP_P, DECODE_SAMPLED, SCALE_LOCK = 1.0, 0.8, "scale-pitches", 0.0
 DECODE_SAMPLED_CHOICES = ("all", "pitches", "scale-pitches")
 
 
