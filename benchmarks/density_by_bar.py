@@ -48,7 +48,7 @@ def main() -> None:
         rows.append({"bars": f"{start}-{min(end, args.bars)}", "notes_per_bar": round(float(part.sum(-1).mean()), 2),
                      "sounding_share_per_track": [round(float(x), 3) for x in (part > 0).mean(axis=(0, 1))]})
     print(json.dumps({"machine": machine(), "prior": str(args.prior), "pieces": args.pieces, "bars": args.bars,
-                      "prior_window_slots": "see the prior's training command", "by_bar_index": rows}, indent=1))
+                      "by_bar_index": rows}, indent=1))
 
 
 if __name__ == "__main__":

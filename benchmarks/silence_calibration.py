@@ -66,6 +66,8 @@ def main() -> None:
                         help="the codes the head reads: the real ones, or one-step draws for sounding slots")
     parser.add_argument("--passes", type=int, default=1, help="with --history sampled: how many steps deep the draws go")
     args = parser.parse_args()
+    if args.passes < 1:
+        parser.error("--passes must be at least 1")
     torch.set_num_threads(1)
     results = {}
     for path, model, windows in priors_on_test_songs(args.codec, args.data, args.prior):

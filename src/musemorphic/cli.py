@@ -62,10 +62,7 @@ def _run_prepare(corpus: list[Path], out: Path, config, label: str = "preparing"
             rate = done / max(time.perf_counter() - start, 1e-9)
             bar.update(task, completed=done, total=total, rate=f"{rate:.1f} files/s")
 
-        try:
-            report = prepare(corpus, out, config, progress=on_file, tokenizer=tokenizer)
-        except ValueError as error:
-            raise typer.BadParameter(str(error), param_hint="--tokenizer") from None
+        report = prepare(corpus, out, config, progress=on_file, tokenizer=tokenizer)
     console.print(
         f"[bold]{out}[/]: {report.songs} songs, {report.phrases} phrases "
         f"({report.new_songs} new); {report.skipped} files skipped"
@@ -103,13 +100,17 @@ def _given_tokenizer(path: Path):
 
     path = _shipped_model("phrase_vae") if str(path) == "shipped" else path
     if path.is_file():
-        return PhraseTokenizer.load(path)
-    if not (path / "config.json").is_file():
+        tokenizer = PhraseTokenizer.load(path)
+    elif not (path / "config.json").is_file():
         raise typer.BadParameter(f"{path}: neither a tokenizer.json nor a checkpoint folder", param_hint="--tokenizer")
-    saved = read_checkpoint_config(path)
-    if "tokenizer" not in saved:
-        raise typer.BadParameter(f"{path}: a checkpoint without a tokenizer (a PhraseVAE's has one)", param_hint="--tokenizer")
-    return PhraseTokenizer.from_json(saved["tokenizer"])
+    else:
+        saved = read_checkpoint_config(path)
+        if "tokenizer" not in saved:
+            raise typer.BadParameter(f"{path}: a checkpoint without a tokenizer (a PhraseVAE's has one)", param_hint="--tokenizer")
+        tokenizer = PhraseTokenizer.from_json(saved["tokenizer"])
+    if tokenizer.base_vocab != PhraseTokenizer().base_vocab:
+        raise typer.BadParameter(f"{path}: its base vocabulary differs from this version's REMI+ tokens", param_hint="--tokenizer")
+    return tokenizer
 
 
 @tokenizer_app.command("train")
@@ -500,7 +501,7 @@ def eval_phrase_vae(
 
 @eval_app.command("generate")
 def eval_generate(
-    data: Path = typer.Option(..., help="A folder made by `musemorphic prepare`: its test split is the reference."),
+    data: Path = typer.Option(..., help="A folder made by `musemorphic prepare`: its test split (or --reference) is the reference."),
     model: Optional[Path] = typer.Option(
         None, help="A folder with phrase_vae/, latent_mamba/ and optionally phrase_critic/ checkpoints (default: the shipped model)."
     ),
@@ -532,6 +533,8 @@ def eval_generate(
     from musemorphic.evaluation.generation_report import GenerationEvalConfig, evaluate_generation
     from musemorphic.generation.generate import MusicGenerator
 
+    if reference not in ("test", "valid"):
+        raise typer.BadParameter(f"test or valid, got {reference!r}", param_hint="--reference")
     _check_decode_sampled(decode_sampled)
     torch.set_num_threads(1)
     if critic is None and codec is None and model is None:
@@ -544,8 +547,6 @@ def eval_generate(
         codec, prior, critic, scale_lock=scale_lock, decode_temperature=decode_temperature, decode_top_p=decode_top_p,
         decode_sampled=decode_sampled,
     )
-    if reference not in ("test", "valid"):
-        raise typer.BadParameter(f"test or valid, got {reference!r}", param_hint="--reference")
     config = GenerationEvalConfig(pieces=pieces, bars=bars, temperature=temperature, guidance=guidance, train_songs=train_songs,
                                   control_seeds=control_seeds, seed=seed, reference=reference)
     with _progress_bar("evaluating") as bar:

@@ -305,9 +305,9 @@ def markdown_report(report: dict) -> str:
         "",
         "## Phrase FID",
         "",
-        f"Generated vs test: **{f['generated']:.3f}** over {f['bars_compared']} non-empty bars each"
+        f"Generated vs {c['reference']}: **{f['generated']:.3f}** over {f['bars_compared']} non-empty bars each"
         f"{' (fewer than ' + str(MIN_FID_BARS) + ': generate more pieces for a stable figure)' if f['bars_compared'] < MIN_FID_BARS else ''}; "
-        f"train vs test (ceiling): {f['train_vs_test']:.3f} over {f['train_bars_compared']}. "
+        f"train vs {c['reference']} (ceiling): {f['train_vs_test']:.3f} over {f['train_bars_compared']}. "
         f"Generated phrases without notes: {f['empty_generated_phrases']}.",
     ]
     if report["controls"]:

@@ -5,8 +5,9 @@ kept once written, so a run of any length uses the same memory. Every bar is dra
 slot (track by track). The PhraseVAE decodes about `decode_phrases` latents per batch, in
 chunks of `max(1, decode_phrases // tracks)` bars: on a CPU the cost of a decoding step grows
 far more slowly than its rows, so one track gets long chunks. Decoding is row by row: by
-default its pitches are sampled, among those in the scale the prior composes in, and the rest
-is greedy (`draw_groups`), from each slot's own seeded draws, so the
+default its pitches are sampled, among those in the scale the prior composes in (any pitch
+when no key is known), and the rest is greedy (`draw_groups`), from each slot's own seeded
+draws, so the
 chunk size changes the speed, not the music (tests/test_generation.py checks it). The
 notes go to a `StreamingMidiWriter` that makes the file valid after every write. With a
 PhraseCritic, a requested density or key also steers the sampling (`steering.py`): each slot
