@@ -63,6 +63,12 @@ def test_fine_tune_the_shipped_prior_on_a_corpus_of_ones_own(tmp_path):
     song = runner.invoke(app, ["generate", "--prior", str(tmp_path / "tuned" / "checkpoint"), "--bars", "2", "-o", str(tmp_path / "song.mid")])
     assert song.exit_code == 0, song.output
     assert symusic.Score(str(tmp_path / "song.mid")).note_num() > 0
+    decoder = runner.invoke(app, ["train", "phrase-vae", "--data", str(tmp_path / "mine"), "--init", "shipped", "--freeze-encoder",
+                                  "--steps", "1", "--batch-size", "4", "-o", str(tmp_path / "decoder")])
+    assert decoder.exit_code == 0, decoder.output  # the decoder learns the corpus; the codes, and the prior, stay valid
+    song = runner.invoke(app, ["generate", "--codec", str(tmp_path / "decoder" / "checkpoint"), "--prior", str(tmp_path / "tuned" / "checkpoint"),
+                               "--bars", "2", "-o", str(tmp_path / "song2.mid")])
+    assert song.exit_code == 0, song.output
     result = runner.invoke(app, ["prepare", str(corpus), "-o", str(tmp_path / "own"), "--workers", "1"])  # its own BPE
     assert result.exit_code == 0, result.output
     mismatch = runner.invoke(app, tune[:3] + [str(tmp_path / "own")] + tune[4:-2] + ["-o", str(tmp_path / "bad")])

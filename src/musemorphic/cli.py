@@ -150,7 +150,7 @@ def train_phrase_vae(
     augment: bool = typer.Option(True, "--augment/--no-augment", help="Transpose / velocity / tempo augmentation."),
     threads: int = typer.Option(1, help="CPU threads for torch (1 is fastest on small shared-core machines)."),
     factorize: float = typer.Option(0.0, help="Weight of the pitch/time factorization regulariser (0 = off)."),
-    init: Optional[Path] = typer.Option(None, help="Start from this PhraseVAE checkpoint's weights, in the VAE stage."),
+    init: Optional[Path] = typer.Option(None, help="Start from this PhraseVAE checkpoint's weights, in the VAE stage ('shipped': the bundled codec)."),
     dropout: Optional[float] = typer.Option(None, help="Dropout (default: the preset's; the shipped codec used 0.1)."),
     beta_per: str = typer.Option("token", help="Weigh the KL against one token (the shipped codec's) or a whole phrase (the seed's loss; sharper codes the prior handles worse)."),
     decoder_noise: float = typer.Option(0.0, min=0.0, help="In the VAE stage, add noise of std up to this to the decoder's latent (0 = off): a decoder that writes good bars from latents a prior samples."),
@@ -191,6 +191,7 @@ def train_phrase_vae(
         curriculum = CurriculumConfig.from_dict(saved["curriculum"])
         preset = f"resumed with the model and curriculum saved in {out / 'checkpoint'}"
     elif init is not None:
+        init = _shipped_model("phrase_vae") if str(init) == "shipped" else init
         model, tokenizer = load_phrase_vae(init)
         if tokenizer.to_json() != dataset.tokenizer.to_json():
             raise typer.BadParameter(f"{init}: its tokenizer differs from {data}'s; prepare the data with that tokenizer")
