@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from common import machine
-from musemorphic.evaluation.generation_report import GenerationEvalConfig, evaluate_generation
+from musemorphic.evaluation.generation_report import REFERENCE_SPLITS, GenerationEvalConfig, evaluate_generation
 from musemorphic.generation.generate import DECODE_SAMPLED, DECODE_SAMPLED_CHOICES, DECODE_TEMPERATURE, DECODE_TOP_P, SCALE_LOCK, MusicGenerator
 
 
@@ -41,7 +41,7 @@ def main() -> None:
     parser.add_argument("--decode-sampled", choices=DECODE_SAMPLED_CHOICES, default=DECODE_SAMPLED, help="which tokens sampled decoding draws")
     parser.add_argument("--silence-temperature", type=float, help="draw a silence head's slots at this temperature (0: the likelier)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the first piece and of the sampled sets")
-    parser.add_argument("--reference", choices=("test", "valid"), default="test",
+    parser.add_argument("--reference", choices=REFERENCE_SPLITS, default="test",
                         help="the held-out split to measure against: test to report, valid to choose settings by")
     args = parser.parse_args()
     torch.set_num_threads(1)

@@ -27,7 +27,7 @@ def token_kind(tokenizer, token: int) -> str:
         return "EOS"
     if token in tokenizer.program_by_id:
         return "Program"
-    return "+".join(sorted({name.split("_")[0] for name in tokenizer.token_names(tokenizer.bpe_decode([token]))}))
+    return "+".join(sorted({name.split("_")[0] for name in tokenizer.id_names(token)}))
 
 
 def main() -> None:

@@ -95,10 +95,11 @@ def prepare(
 
 def _given_tokenizer(path: Path):
     """The tokenizer of a tokenizer.json, of a PhraseVAE checkpoint folder, or of the shipped codec ('shipped')."""
+    from musemorphic.data.prepare import check_base_vocabulary
     from musemorphic.data.tokenizer import PhraseTokenizer
     from musemorphic.training.checkpoint import read_checkpoint_config
 
-    path = _shipped_model("phrase_vae") if str(path) == "shipped" else path
+    path = _model_path(path, "phrase_vae")
     if path.is_file():
         tokenizer = PhraseTokenizer.load(path)
     elif not (path / "config.json").is_file():
@@ -108,8 +109,10 @@ def _given_tokenizer(path: Path):
         if "tokenizer" not in saved:
             raise typer.BadParameter(f"{path}: a checkpoint without a tokenizer (a PhraseVAE's has one)", param_hint="--tokenizer")
         tokenizer = PhraseTokenizer.from_json(saved["tokenizer"])
-    if tokenizer.base_vocab != PhraseTokenizer().base_vocab:
-        raise typer.BadParameter(f"{path}: its base vocabulary differs from this version's REMI+ tokens", param_hint="--tokenizer")
+    try:
+        check_base_vocabulary(tokenizer)
+    except ValueError as error:
+        raise typer.BadParameter(f"{path}: {error}", param_hint="--tokenizer") from None
     return tokenizer
 
 
@@ -191,7 +194,7 @@ def train_phrase_vae(
         curriculum = CurriculumConfig.from_dict(saved["curriculum"])
         preset = f"resumed with the model and curriculum saved in {out / 'checkpoint'}"
     elif init is not None:
-        init = _shipped_model("phrase_vae") if str(init) == "shipped" else init
+        init = _model_path(init, "phrase_vae")
         model, tokenizer = load_phrase_vae(init)
         if tokenizer.to_json() != dataset.tokenizer.to_json():
             raise typer.BadParameter(f"{init}: its tokenizer differs from {data}'s; prepare the data with that tokenizer")
@@ -266,11 +269,11 @@ def train_latent_mamba(
     from musemorphic.training.loop import TrainConfig
 
     torch.set_num_threads(threads)
-    codec = _shipped_model("phrase_vae") if str(codec) == "shipped" else codec
+    codec = _model_path(codec, "phrase_vae")
     codec_model = _codec_of(codec, data)
     start = None
     if init is not None:
-        init = _shipped_model("latent_mamba") if str(init) == "shipped" else init
+        init = _model_path(init, "latent_mamba")
         start, start_record = load_latent_mamba(init)
         if start_record.get("model") != codec_model.config.to_dict():
             raise typer.BadParameter(f"{init} was trained on the latents of another codec than {codec}", param_hint="--init")
@@ -340,7 +343,7 @@ def train_phrase_critic(
     from musemorphic.training.phrase_critic import PhraseCriticTask, critic_table
 
     torch.set_num_threads(threads)
-    codec = _shipped_model("phrase_vae") if str(codec) == "shipped" else codec
+    codec = _model_path(codec, "phrase_vae")
     codec_model = _codec_of(codec, data)
     with _progress_bar("decoding phrases") as bar:
         job = bar.add_task("decoding", total=None, rate="")
@@ -531,11 +534,11 @@ def eval_generate(
 
     import torch
 
-    from musemorphic.evaluation.generation_report import GenerationEvalConfig, evaluate_generation
+    from musemorphic.evaluation.generation_report import REFERENCE_SPLITS, GenerationEvalConfig, evaluate_generation
     from musemorphic.generation.generate import MusicGenerator
 
-    if reference not in ("test", "valid"):
-        raise typer.BadParameter(f"test or valid, got {reference!r}", param_hint="--reference")
+    if reference not in REFERENCE_SPLITS:
+        raise typer.BadParameter(f"{' or '.join(REFERENCE_SPLITS)}, got {reference!r}", param_hint="--reference")
     _check_decode_sampled(decode_sampled)
     torch.set_num_threads(1)
     if critic is None and codec is None and model is None:
@@ -749,6 +752,11 @@ def transpose(
 def _shipped_critic(codec: Optional[Path]) -> Optional[Path]:
     """The shipped PhraseCritic when the codec is the shipped one (a critic learns one codec)."""
     return _shipped_model("phrase_critic") if codec is None else None
+
+
+def _model_path(path: Path, name: str) -> Path:
+    """A checkpoint folder as given, or the shipped `name` model for the word 'shipped'."""
+    return _shipped_model(name) if str(path) == "shipped" else path
 
 
 def _shipped_model(name: str) -> Path:

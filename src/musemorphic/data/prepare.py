@@ -241,8 +241,8 @@ def prepare(
     `progress(done, total)` is called after every file. `tokenizer`: use this (trained)
     tokenizer instead of training BPE on the train split.
     """
-    if tokenizer is not None and tokenizer.base_vocab != PhraseTokenizer().base_vocab:
-        raise ValueError("the given tokenizer's base vocabulary differs from this version's REMI+ tokens; the shards are written in the latter")
+    if tokenizer is not None:
+        check_base_vocabulary(tokenizer)
     sources = find_midi_files(roots)
     builder = DatasetBuilder(Path(out_dir), config)
     styles = read_styles_csv(config.styles_csv)
@@ -321,6 +321,12 @@ def finalize(
         new_skipped=new_skipped,
         reasons=dict(reasons),
     )
+
+
+def check_base_vocabulary(tokenizer: PhraseTokenizer) -> None:
+    """ValueError unless a given tokenizer's base tokens are this version's, which the shards are written in."""
+    if tokenizer.base_vocab != PhraseTokenizer().base_vocab:
+        raise ValueError("the given tokenizer's base vocabulary differs from this version's REMI+ tokens; the shards are written in the latter")
 
 
 def train_tokenizer(shard, train_songs: np.ndarray, config: PrepareConfig) -> PhraseTokenizer:

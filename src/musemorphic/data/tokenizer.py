@@ -192,6 +192,10 @@ class PhraseTokenizer:
     def token_names(self, base_ids: Iterable[int]) -> list[str]:
         return [self.base_names[i] for i in base_ids]
 
+    def id_names(self, token: int) -> list[str]:
+        """Names of the base tokens one codec id (a BPE token) stands for."""
+        return self.token_names(self._expansion[token])
+
     # ---- scores <-> phrase grids -------------------------------------------------
     def preprocess(self, score: symusic.Score) -> symusic.Score:
         """miditok's quantization (the reference every round trip is checked against)."""

@@ -38,6 +38,7 @@ from musemorphic.evaluation.phrase_fid import nonempty_phrase_means, phrase_fid,
 from musemorphic.generation.generate import MusicGenerator, Request
 
 SETS = ("generated", "train", "shuffled_bars", "random_notes")  # each compared with held-out real
+REFERENCE_SPLITS = ("test", "valid")  # held-out splits a report may measure against
 TARGET_MARGIN = 0.1
 MIN_FID_BARS = 1000
 
@@ -67,8 +68,8 @@ def evaluate_generation(
     out = Path(out)
     (out / "pieces").mkdir(parents=True, exist_ok=True)
     progress = progress or (lambda stage, done, total: None)
-    if config.reference not in ("test", "valid"):
-        raise ValueError(f"the reference split must be test or valid, got {config.reference!r}")
+    if config.reference not in REFERENCE_SPLITS:
+        raise ValueError(f"the reference split must be {' or '.join(REFERENCE_SPLITS)}, got {config.reference!r}")
     test, train = PhraseDataset(data, split=config.reference), PhraseDataset(data, split="train")
     for name, split in ((config.reference, test), ("train", train)):
         if len(split.song_indices) == 0:

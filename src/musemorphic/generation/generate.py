@@ -132,7 +132,7 @@ class MusicGenerator:
             raise ValueError(f"decode_sampled must be one of {DECODE_SAMPLED_CHOICES}, got {decode_sampled!r}")
         # which tokens sampled decoding draws: all; pitches alone (the rest greedy); or pitches alone, in the scale only
         self.decode_sampled = decode_sampled
-        self._token_groups: dict[int, torch.Tensor | None] = {}  # frame key -> (V,), `draw_groups`
+        self._token_groups: dict[int, torch.Tensor] = {}  # frame key (-1: none) -> (V,), `draw_groups`
         # a prior with a silence head has decided which slots sound: the codec may not write those silent
         self._note_ends = note_ends(tokenizer) if prior.config.silence_head else None  # (V,) bool
         self.salvage = salvage  # an ungrammatical bar keeps its complete notes before the first fault instead of falling silent

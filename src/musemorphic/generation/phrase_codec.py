@@ -74,7 +74,7 @@ def pitch_groups(tokenizer: PhraseTokenizer, apart: torch.Tensor | None = None) 
     skeletons: dict[tuple[str, ...], int] = {}
     groups = []
     for i in range(tokenizer.vocab_size):
-        names = tokenizer.token_names(tokenizer.bpe_decode([i]))
+        names = tokenizer.id_names(i)
         skeleton = tuple("Pitch" if name.startswith("Pitch_") else name for name in names)
         if apart is not None and apart[i]:
             skeleton = (f"apart {i}",)
@@ -85,5 +85,5 @@ def pitch_groups(tokenizer: PhraseTokenizer, apart: torch.Tensor | None = None) 
 def note_ends(tokenizer: PhraseTokenizer) -> torch.Tensor:
     """(V,) bool: the codec tokens that complete a note, those holding a Duration base token
     (REMI writes a note as its pitch, velocity and then its duration)."""
-    return torch.tensor([any(name.startswith("Duration_") for name in tokenizer.token_names(tokenizer.bpe_decode([i])))
+    return torch.tensor([any(name.startswith("Duration_") for name in tokenizer.id_names(i))
                          for i in range(tokenizer.vocab_size)])

@@ -30,7 +30,7 @@ def scale_logit_bias(tokenizer: PhraseTokenizer, pitch_classes: frozenset[int], 
 def outside_notes(tokenizer: PhraseTokenizer, pitch_classes: frozenset[int]) -> torch.Tensor:
     """(V,) int64: how many pitched notes outside `pitch_classes` each id writes."""
     return torch.tensor([
-        sum(1 for name in tokenizer.token_names(tokenizer.bpe_decode([i])) if _is_pitch_outside(name, pitch_classes))
+        sum(1 for name in tokenizer.id_names(i) if _is_pitch_outside(name, pitch_classes))
         for i in range(tokenizer.vocab_size)
     ])
 
