@@ -44,6 +44,7 @@ VARIANT_SETS = {  # name -> (model config overrides, LatentUseProbe options)
         "word dropout 0.3": ({}, {"word_dropout": 0.3}),
         "bag-of-tokens loss, weight 1": ({}, {"bag": 1.0}),
     },
+    "small": {"small": ({}, {})},  # today's preset alone (e.g. to compare --lr)
 }
 
 

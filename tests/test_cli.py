@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 import midi_factory
 from musemorphic.cli import app
 from musemorphic.data.controls import scale_pitch_classes
+from musemorphic.models.phrase_vae import codec_record
 
 runner = CliRunner()
 
@@ -95,9 +96,33 @@ def _tiny_checkpoints(dataset, tmp_path):
     codec = build_phrase_vae(dataset.tokenizer, "tiny", d_latent=8)
     prior = build_latent_mamba(dataset, "tiny", d_latent=8)
     save_checkpoint(tmp_path / "codec", codec, {"kind": "phrase_vae", "model": codec.config.to_dict(), "tokenizer": dataset.tokenizer.to_json()})
-    record = {"model": codec.config.to_dict(), "default_programs": [0, 0]}
+    record = {**codec_record(codec), "default_programs": [0, 0]}
     save_checkpoint(tmp_path / "prior", prior, {"kind": "latent_mamba", "model": prior.config.to_dict(), "codec": record})
     return tmp_path / "codec", tmp_path / "prior"
+
+
+def test_generate_refuses_a_prior_of_other_codes_and_takes_a_fine_tuned_decoder(fixture_dataset, tmp_path):
+    """A codec of the same shape but other encoder weights writes other codes than the prior
+    learned; one whose decoder alone was trained on keeps them."""
+    import torch
+
+    from musemorphic.training.checkpoint import save_checkpoint
+    from musemorphic.training.phrase_vae import load_phrase_vae
+
+    codec_dir, prior = _tiny_checkpoints(fixture_dataset, tmp_path)
+    codec, _ = load_phrase_vae(codec_dir)
+    config = {"kind": "phrase_vae", "model": codec.config.to_dict(), "tokenizer": fixture_dataset.tokenizer.to_json()}
+    with torch.no_grad():
+        codec.head.weight.add_(1.0)  # the decoder's
+    save_checkpoint(tmp_path / "tuned_decoder", codec, config)
+    with torch.no_grad():
+        codec.bottleneck.to_gaussian.weight.add_(0.01)  # the encoder's
+    save_checkpoint(tmp_path / "retrained", codec, config)
+    args = ["generate", "--prior", str(prior), "--bars", "2"]
+    result = runner.invoke(app, args + ["--codec", str(tmp_path / "tuned_decoder"), "-o", str(tmp_path / "a.mid")])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, args + ["--codec", str(tmp_path / "retrained"), "-o", str(tmp_path / "b.mid")])
+    assert result.exit_code != 0 and "another codec" in str(result.exception)
 
 
 def test_train_phrase_vae_resumes_and_fine_tunes_as_the_run_was_trained(fixture_dataset_dir, tmp_path):
@@ -209,7 +234,7 @@ def test_generate_steers_with_a_critic_of_its_codec_only(fixture_dataset, tmp_pa
     codec, prior = _tiny_checkpoints(fixture_dataset, tmp_path)
     critic = PhraseCritic(PhraseCriticConfig(d_latent=8, d_hidden=16))
     codec_config = load_phrase_vae(codec)[0].config.to_dict()
-    save_checkpoint(tmp_path / "critic", critic, {"kind": "phrase_critic", "model": critic.config.to_dict(), "codec": {"model": codec_config}})
+    save_checkpoint(tmp_path / "critic", critic, {"kind": "phrase_critic", "model": critic.config.to_dict(), "codec": {"model": codec_config}})  # no fingerprint: saved before they were kept
     other = {**codec_config, "d_model": codec_config["d_model"] * 2}
     save_checkpoint(tmp_path / "other", critic, {"kind": "phrase_critic", "model": critic.config.to_dict(), "codec": {"model": other}})
     args = ["generate", "--codec", str(codec), "--prior", str(prior), "--bars", "3", "--density", "high", "--key", "Dm"]

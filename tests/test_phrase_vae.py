@@ -74,6 +74,7 @@ def test_a_frozen_encoder_keeps_every_code_while_the_decoder_learns_on_noisy_lat
     torch.manual_seed(0)
     model = build_phrase_vae(fixture_dataset.tokenizer, "tiny", dropout=0.2)
     before = {k: v.clone() for k, v in model.state_dict().items()}
+    fingerprint = model.code_fingerprint()
     curriculum = CurriculumConfig.fine_tune(decoder_noise=1.0, freeze_encoder=True)
     task = PhraseVAETask(model, PhraseBatcher(fixture_dataset, 160), total_steps=3, batch_size=8, seed=0, curriculum=curriculum)
     train(task, TrainConfig(out_dir=str(tmp_path / "run"), steps=3, batch_size=8, lr=1e-2, warmup_steps=0, log_every=1))
@@ -82,9 +83,21 @@ def test_a_frozen_encoder_keeps_every_code_while_the_decoder_learns_on_noisy_lat
     after = {k: v.nan_to_num() for k, v in model.state_dict().items()}  # the FME feature table holds NaNs
     assert all(torch.equal(after[k], before[k].nan_to_num()) for k in encoder_keys)
     assert not all(torch.equal(after[k], before[k].nan_to_num()) for k in before.keys() - encoder_keys)
+    assert model.code_fingerprint() == fingerprint  # a prior trained on its codes still applies
     model.train()
     assert model.decoder.training and not model.encoder.training and not model.bottleneck.training
 
+
+def test_the_code_fingerprint_follows_the_encoder_at_fp16_precision(fixture_dataset):
+    torch.manual_seed(0)
+    model = build_phrase_vae(fixture_dataset.tokenizer, "tiny")
+    fingerprint = model.code_fingerprint()
+    model.half()  # as `export` ships it
+    assert model.code_fingerprint() == fingerprint
+    model.float()
+    with torch.no_grad():
+        model.encoder_embedding.tokens.weight[5, 0] += 0.5
+    assert model.code_fingerprint() != fingerprint
 
 def test_decoder_noise_moves_the_decoders_latent_only(fixture_dataset):
     model = build_phrase_vae(fixture_dataset.tokenizer, "tiny").eval()

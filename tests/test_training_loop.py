@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from musemorphic.data.phrase_batches import PhraseBatcher
+from musemorphic.training.checkpoint import load_checkpoint
 from musemorphic.training.loop import TrainConfig, learning_rate, make_optimizer, train
 from musemorphic.training.phrase_vae import CurriculumConfig, PhraseVAETask, build_phrase_vae, load_phrase_vae
 
@@ -72,6 +73,23 @@ def test_checkpoint_reloads_strictly_into_an_identical_model(fixture_dataset, tm
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     config = json.loads((tmp_path / "checkpoint" / "config.json").read_text())
     assert config["kind"] == "phrase_vae" and config["step"] == 3
+
+
+def test_snapshots_keep_the_weights_of_their_step(fixture_dataset, tmp_path):
+    task, at_four = _task(fixture_dataset, 6), {}
+
+    def remember_step_four(done, total, row):
+        if done == 4:
+            at_four.update({k: v.clone() for k, v in task.model.state_dict().items()})
+
+    train(task, TrainConfig(**{**_config(tmp_path, 6).to_dict(), "keep_every": 2}), progress=remember_step_four)
+    assert sorted(p.name for p in (tmp_path / "snapshots").iterdir()) == ["step-000002", "step-000004", "step-000006"]
+    snapshot = load_checkpoint(tmp_path / "snapshots" / "step-000004")
+    assert snapshot.step == 4 and snapshot.optimizer_state is None and snapshot.extra_state["elapsed_s"] > 0
+    model, _ = load_phrase_vae(tmp_path / "snapshots" / "step-000004")
+    for name, weight in model.state_dict().items():
+        torch.testing.assert_close(weight, at_four[name], rtol=0, atol=0, equal_nan=True)
+    assert not torch.equal(at_four["head.weight"], task.model.state_dict()["head.weight"])  # training went on after it
 
 
 def test_weight_decay_only_on_matrices(fixture_dataset):

@@ -158,6 +158,7 @@ def train_phrase_vae(
     beta_per: str = typer.Option("token", help="Weigh the KL against one token (the shipped codec's) or a whole phrase (the seed's loss; sharper codes the prior handles worse)."),
     decoder_noise: float = typer.Option(0.0, min=0.0, help="In the VAE stage, add noise of std up to this to the decoder's latent (0 = off): a decoder that writes good bars from latents a prior samples."),
     freeze_encoder: bool = typer.Option(False, "--freeze-encoder", help="With --init: train the decoder only, so the codes (and a prior trained on them) stay valid."),
+    keep_every: Optional[int] = typer.Option(None, min=1, help="Also keep the weights every this many steps in OUT/snapshots/ (to measure a learning curve)."),
 ) -> None:
     """Train a PhraseVAE with the three-stage curriculum (infilling, autoencoder, VAE).
 
@@ -209,7 +210,7 @@ def train_phrase_vae(
     batcher = PhraseBatcher(dataset, model.config.max_len, AugmentConfig() if augment else None)
     task = PhraseVAETask(model, batcher, total_steps=steps, batch_size=batch_size, seed=seed, curriculum=curriculum)
     config = TrainConfig(out_dir=str(out), steps=steps, batch_size=batch_size, lr=lr, seed=seed,
-                         max_minutes=minutes, device=device, bf16=bf16, warmup_steps=min(200, steps // 10))
+                         max_minutes=minutes, device=device, bf16=bf16, warmup_steps=min(200, steps // 10), keep_every=keep_every)
     n_params = sum(p.numel() for p in model.parameters())
     console.print(f"PhraseVAE {preset}: {n_params / 1e6:.2f}M parameters; {len(batcher)} training phrases; {out}")
 
@@ -258,6 +259,7 @@ def train_latent_mamba(
     import torch
 
     from musemorphic.data.dataset import PhraseDataset
+    from musemorphic.models.phrase_vae import codec_record, learned_codes_of
     from musemorphic.training.latent_mamba import (
         LatentMambaTask,
         LatentSongWindows,
@@ -275,7 +277,7 @@ def train_latent_mamba(
     if init is not None:
         init = _model_path(init, "latent_mamba")
         start, start_record = load_latent_mamba(init)
-        if start_record.get("model") != codec_model.config.to_dict():
+        if not learned_codes_of(start_record, codec_model):
             raise typer.BadParameter(f"{init} was trained on the latents of another codec than {codec}", param_hint="--init")
         key_normalize = start.config.key_normalized
     with _progress_bar("encoding phrases") as bar:
@@ -295,7 +297,7 @@ def train_latent_mamba(
         model = fine_tuned_latent_mamba(start, input_noise=input_noise)
     windows = LatentSongWindows(train_split, latents, model.config, window_slots=window, song_start_share=song_starts)
     layouts = collections.Counter(tuple(s["programs"]) for s in train_split.songs)
-    record = {"model": codec_model.config.to_dict(), "default_programs": list(layouts.most_common(1)[0][0])}
+    record = {**codec_record(codec_model), "default_programs": list(layouts.most_common(1)[0][0])}
     task = LatentMambaTask(model, windows, batch_size=batch_size, seed=seed, codec_config=record)
     config = TrainConfig(out_dir=str(out), steps=steps, batch_size=batch_size, lr=lr, seed=seed,
                          max_minutes=minutes, device=device, warmup_steps=min(200, steps // 10))
@@ -339,6 +341,7 @@ def train_phrase_critic(
 
     from musemorphic.data.dataset import PhraseDataset
     from musemorphic.models.phrase_critic import PhraseCritic, PhraseCriticConfig
+    from musemorphic.models.phrase_vae import codec_record
     from musemorphic.training.loop import TrainConfig
     from musemorphic.training.phrase_critic import PhraseCriticTask, critic_table
 
@@ -354,7 +357,7 @@ def train_phrase_critic(
     model = PhraseCritic(
         PhraseCriticConfig(d_latent=codec_model.config.d_latent, density_thresholds=thresholds, key_normalized=key_normalize)
     )
-    record = {"model": codec_model.config.to_dict()}
+    record = codec_record(codec_model)
     task = PhraseCriticTask(model, latents, facts, batch_size=batch_size, seed=seed, codec_config=record)
     config = TrainConfig(out_dir=str(out), steps=steps, batch_size=batch_size, lr=lr, seed=seed, device=device,
                          warmup_steps=min(200, steps // 10), zclip=False)

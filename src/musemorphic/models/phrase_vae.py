@@ -11,6 +11,7 @@ Glossary: B batch, T tokens, D model width, Z latent width, V vocabulary.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import torch
@@ -102,6 +103,18 @@ class PhraseVAE(nn.Module):
     def encoder_side(self) -> tuple[nn.Module, ...]:
         """The modules that map a phrase to (mu, logvar)."""
         return self.encoder_embedding, self.encoder, self.bottleneck
+
+    def code_fingerprint(self) -> str:
+        """SHA-256 of the encoder side's weights and buffers rounded to fp16: what a prior or a
+        critic learned the codes of. A decoder-only fine-tune and an fp16 export keep it."""
+        digest = hashlib.sha256()
+        for module in self.encoder_side():
+            for name, tensor in sorted(module.state_dict().items()):
+                value = tensor.detach().cpu()
+                value = value.to(torch.float16) if value.is_floating_point() else value
+                digest.update(name.encode())
+                digest.update(value.reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
+        return digest.hexdigest()
 
     def freeze_encoder(self) -> None:
         """Train the decoder only: the encoder side gets no gradients and stays in eval mode
@@ -205,6 +218,19 @@ class PhraseVAE(nn.Module):
                 z, rows, next_id, silent = z[running], rows[running], next_id[running], silent[running]
             step_input = next_id[:, None]
         return [row[: row.index(c.eos_id)] if c.eos_id in row else row for row in out.tolist()]
+
+
+def codec_record(codec: PhraseVAE) -> dict:
+    """What a prior or a critic records of the codec it learned: its config and code fingerprint."""
+    return {"model": codec.config.to_dict(), "code_fingerprint": codec.code_fingerprint()}
+
+
+def learned_codes_of(record: dict, codec: PhraseVAE) -> bool:
+    """Whether a model that saved `record` (`codec_record`) learned this codec's codes. A record
+    saved before fingerprints were kept is checked by the codec's config alone."""
+    if record.get("model") != codec.config.to_dict():
+        return False
+    return "code_fingerprint" not in record or record["code_fingerprint"] == codec.code_fingerprint()
 
 
 def nucleus(logits: torch.Tensor, top_p: float) -> torch.Tensor:

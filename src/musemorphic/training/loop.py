@@ -56,6 +56,7 @@ class TrainConfig:
     zclip: bool = True
     device: str = "auto"
     max_minutes: float | None = None  # stop (with a checkpoint) after this much wall time
+    keep_every: int | None = None  # also keep the weights every this many steps in out_dir/snapshots/step-NNNNNN
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -186,6 +187,8 @@ def train(
         out_of_time = config.max_minutes is not None and run_s > 60 * config.max_minutes
         if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps or out_of_time:
             _checkpoint(task, model, optimizer, zclip, config, step + 1, elapsed_before + run_s, ckpt_dir, rank, world)
+        if rank == 0 and config.keep_every and (step + 1) % config.keep_every == 0:
+            _snapshot(task, model, step + 1, elapsed_before + run_s, out_dir)
         if progress is not None and rank == 0:
             progress(step + 1, config.steps, row)
         if out_of_time:
@@ -207,6 +210,12 @@ def _checkpoint(task, model, optimizer, zclip, config, step, elapsed_s, ckpt_dir
         save_checkpoint(ckpt_dir, model, task.checkpoint_config(), optimizer=optimizer, extra_state=extra, step=step)
     if world > 1:
         dist.barrier()
+
+
+def _snapshot(task, model, step, elapsed_s, out_dir: Path) -> None:
+    """The weights and config at `step` (no optimizer): a learning curve can be measured later."""
+    save_checkpoint(out_dir / "snapshots" / f"step-{step:06d}", model, task.checkpoint_config(),
+                    extra_state={"elapsed_s": elapsed_s}, step=step)
 
 
 def _check_same_settings(ckpt_dir: Path, saved: dict, current: dict) -> None:

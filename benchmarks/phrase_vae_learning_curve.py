@@ -1,0 +1,62 @@
+"""A PhraseVAE run's learning curve: codec figures of its snapshots on the same held-out bars.
+
+Takes the checkpoints a run kept (`train phrase-vae --keep-every N` writes them to
+OUT/snapshots/), evaluates each on the same random test-split bars (EVALUATION.md's
+definitions, `evaluation/phrase_vae.py`), and prints one JSON object and a Markdown table:
+step, training minutes, teacher-forced token accuracy, note F1, exact bars, mean KL and the
+share of grammatical bars decoded from z ~ N(0, I).
+
+    OMP_NUM_THREADS=1 python benchmarks/phrase_vae_learning_curve.py --data data/pop909 \
+        runs/phrase_vae/snapshots/* runs/phrase_vae/checkpoint
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from common import machine
+from musemorphic.data.dataset import PhraseDataset
+from musemorphic.evaluation.phrase_vae import evaluate_phrase_vae
+from musemorphic.training.checkpoint import load_checkpoint
+from musemorphic.training.phrase_vae import load_phrase_vae
+
+FIGURES = ["token_accuracy", "note_f1", "exact_bar_rate", "mean_kl", "prior_grammatical"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoints", type=Path, nargs="+")
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--max-bars", type=int, default=2048, help="bars drawn (seeded) from the split, empty ones included")
+    parser.add_argument("--prior-samples", type=int, default=256)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    dataset = PhraseDataset(args.data, split=args.split)
+    rows = []
+    for path in args.checkpoints:
+        checkpoint = load_checkpoint(path)
+        model, tokenizer = load_phrase_vae(path)
+        if tokenizer.to_json() != dataset.tokenizer.to_json():
+            raise SystemExit(f"{path}: its tokenizer differs from {args.data}'s")
+        report = evaluate_phrase_vae(model, dataset, max_bars=args.max_bars, prior_samples=args.prior_samples)
+        elapsed = (checkpoint.extra_state or {}).get("elapsed_s")
+        rows.append({"checkpoint": str(path), "step": checkpoint.step,
+                     "minutes": None if elapsed is None else round(elapsed / 60, 1),
+                     "bars": report.bars, **{k: getattr(report, k) for k in FIGURES}})
+        print(json.dumps(rows[-1]), flush=True)
+    rows.sort(key=lambda row: row["step"])
+    print(json.dumps({"machine": machine(), "data": str(args.data), "split": args.split, "max_bars": args.max_bars, "rows": rows}))
+    print("\n| step | minutes | token acc | note F1 | exact bars | mean KL | prior grammatical |")
+    print("|---|---|---|---|---|---|---|")
+    for row in rows:
+        cells = [f"{row[k]:.3f}" if k != "mean_kl" else f"{row[k]:.1f}" for k in FIGURES]
+        print(f"| {row['step']} | {row['minutes']} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
