@@ -42,7 +42,7 @@ def test_prepare_then_retrain_the_tokenizer(tmp_path):
 
 def test_fine_tune_the_shipped_prior_on_a_corpus_of_ones_own(tmp_path):
     """The README's recipe: prepare with the shipped codec's tokenizer, go on training the shipped prior, generate."""
-    from musemorphic.cli import _shipped_model
+    from musemorphic.cli.common import shipped_model
     from musemorphic.data.tokenizer import PhraseTokenizer
     from musemorphic.training.phrase_vae import load_phrase_vae
 
@@ -50,7 +50,7 @@ def test_fine_tune_the_shipped_prior_on_a_corpus_of_ones_own(tmp_path):
     corpus.mkdir()
     for seed in range(3):
         (corpus / f"s{seed}.mid").write_bytes(midi_factory.simple_song(n_bars=8, seed=seed))
-    shipped_tokenizer = load_phrase_vae(_shipped_model("phrase_vae"))[1]
+    shipped_tokenizer = load_phrase_vae(shipped_model("phrase_vae"))[1]
     result = runner.invoke(app, ["prepare", str(corpus), "-o", str(tmp_path / "mine"), "--workers", "1", "--tokenizer", "shipped"])
     assert result.exit_code == 0, result.output
     assert PhraseTokenizer.load(tmp_path / "mine" / "tokenizer.json").to_json() == shipped_tokenizer.to_json()
@@ -59,7 +59,7 @@ def test_fine_tune_the_shipped_prior_on_a_corpus_of_ones_own(tmp_path):
     result = runner.invoke(app, tune)
     assert result.exit_code == 0, result.output
     tuned = json.loads((tmp_path / "tuned" / "checkpoint" / "config.json").read_text())
-    shipped = json.loads((_shipped_model("latent_mamba") / "config.json").read_text())
+    shipped = json.loads((shipped_model("latent_mamba") / "config.json").read_text())
     assert tuned["model"] == shipped["model"] and tuned["step"] == 2
     song = runner.invoke(app, ["generate", "--prior", str(tmp_path / "tuned" / "checkpoint"), "--bars", "2", "-o", str(tmp_path / "song.mid")])
     assert song.exit_code == 0, song.output
