@@ -45,6 +45,7 @@ def priors_on_test_songs(codec_path, data, prior_paths):
     """Yield (path, prior, windows) for each LatentMamba checkpoint: the prior and the test
     split's songs as `LatentSongWindows` in its key frame (latents encoded once and cached)."""
     from musemorphic.data.dataset import PhraseDataset
+    from musemorphic.models.phrase_vae import learned_from
     from musemorphic.training.latent_mamba import LatentSongWindows, load_latent_mamba
     from musemorphic.training.latents import cached_latents
     from musemorphic.training.phrase_vae import load_phrase_vae
@@ -52,6 +53,8 @@ def priors_on_test_songs(codec_path, data, prior_paths):
     codec, _ = load_phrase_vae(codec_path)
     test = PhraseDataset(data, split="test")
     for path in prior_paths:
-        model, _ = load_latent_mamba(path)
+        model, record = load_latent_mamba(path)
+        if not learned_from(record, codec):
+            raise SystemExit(f"{path} was trained on the latents of another codec than {codec_path}")
         latents = cached_latents(codec, codec_path, data, key_normalized=model.config.key_normalized)
         yield path, model, LatentSongWindows(test, latents, model.config, window_slots=1)

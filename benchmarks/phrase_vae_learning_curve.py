@@ -37,9 +37,14 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     dataset = PhraseDataset(args.data, split=args.split)
-    rows = []
+    rows, seen = [], set()
     for path in args.checkpoints:
+        if ".tmp-" in path.name or path.name.endswith(".old"):  # left by an interrupted save
+            continue
         checkpoint = load_checkpoint(path)
+        if checkpoint.step in seen:  # the last snapshot and the final checkpoint
+            continue
+        seen.add(checkpoint.step)
         model, tokenizer = load_phrase_vae(path)
         if tokenizer.to_json() != dataset.tokenizer.to_json():
             raise SystemExit(f"{path}: its tokenizer differs from {args.data}'s")
@@ -54,8 +59,8 @@ def main() -> None:
     print("\n| step | minutes | token acc | note F1 | exact bars | mean KL | prior grammatical |")
     print("|---|---|---|---|---|---|---|")
     for row in rows:
-        cells = [f"{row[k]:.3f}" if k != "mean_kl" else f"{row[k]:.1f}" for k in FIGURES]
-        print(f"| {row['step']} | {row['minutes']} | " + " | ".join(cells) + " |")
+        cells = ["" if row[k] is None else f"{row[k]:.1f}" if k == "mean_kl" else f"{row[k]:.3f}" for k in FIGURES]
+        print(f"| {row['step']} | {row['minutes'] or ''} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Run by test_training_loop under torchrun: 2 CPU ranks over gloo train a tiny PhraseVAE."""
+"""Run by test_training_loop under torchrun: 2 CPU ranks over gloo train a tiny PhraseVAE, then
+stop a second run at a time limit that one rank alone has reached."""
 
 from __future__ import annotations
 
@@ -30,6 +31,10 @@ def main(data_dir: str, out_dir: str) -> None:
         "first_batch": task.batch(0, rank)["ids"].tolist(),
         "moved": bool((after - before).abs().max() > 0),
     }
+    # a time limit reached on one rank only (their clocks differ) stops both at the same step
+    limit = 0.0 if rank == 0 else None
+    late = train(task, TrainConfig(out_dir=out_dir + "/late", steps=3, batch_size=4, warmup_steps=1, max_minutes=limit))
+    report["stopped_after"] = late.steps_done
     Path(out_dir, f"rank{rank}.json").write_text(json.dumps(report))
     dist.destroy_process_group()
 

@@ -101,16 +101,20 @@ def _tiny_checkpoints(dataset, tmp_path):
     return tmp_path / "codec", tmp_path / "prior"
 
 
-def test_generate_refuses_a_prior_of_other_codes_and_takes_a_fine_tuned_decoder(fixture_dataset, tmp_path):
+def test_generate_checks_the_codes_a_prior_and_the_decodings_a_critic_learned(fixture_dataset, tmp_path):
     """A codec of the same shape but other encoder weights writes other codes than the prior
-    learned; one whose decoder alone was trained on keeps them."""
+    learned; one whose decoder alone was trained on keeps them, but not what a critic learned."""
     import torch
 
+    from musemorphic.models.phrase_critic import PhraseCritic, PhraseCriticConfig
     from musemorphic.training.checkpoint import save_checkpoint
     from musemorphic.training.phrase_vae import load_phrase_vae
 
     codec_dir, prior = _tiny_checkpoints(fixture_dataset, tmp_path)
     codec, _ = load_phrase_vae(codec_dir)
+    critic = PhraseCritic(PhraseCriticConfig(d_latent=8, d_hidden=16))
+    critic_config = {"kind": "phrase_critic", "model": critic.config.to_dict(), "codec": codec_record(codec, decodings=True)}
+    save_checkpoint(tmp_path / "critic", critic, critic_config)
     config = {"kind": "phrase_vae", "model": codec.config.to_dict(), "tokenizer": fixture_dataset.tokenizer.to_json()}
     with torch.no_grad():
         codec.head.weight.add_(1.0)  # the decoder's
@@ -118,11 +122,15 @@ def test_generate_refuses_a_prior_of_other_codes_and_takes_a_fine_tuned_decoder(
     with torch.no_grad():
         codec.bottleneck.to_gaussian.weight.add_(0.01)  # the encoder's
     save_checkpoint(tmp_path / "retrained", codec, config)
-    args = ["generate", "--prior", str(prior), "--bars", "2"]
-    result = runner.invoke(app, args + ["--codec", str(tmp_path / "tuned_decoder"), "-o", str(tmp_path / "a.mid")])
+    args = ["generate", "--prior", str(prior), "--bars", "2", "--density", "high"]
+    result = runner.invoke(app, args + ["--codec", str(codec_dir), "--critic", str(tmp_path / "critic"), "-o", str(tmp_path / "a.mid")])
     assert result.exit_code == 0, result.output
-    result = runner.invoke(app, args + ["--codec", str(tmp_path / "retrained"), "-o", str(tmp_path / "b.mid")])
-    assert result.exit_code != 0 and "another codec" in str(result.exception)
+    result = runner.invoke(app, args + ["--codec", str(tmp_path / "tuned_decoder"), "-o", str(tmp_path / "b.mid")])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, args + ["--codec", str(tmp_path / "tuned_decoder"), "--critic", str(tmp_path / "critic"), "-o", str(tmp_path / "c.mid")])
+    assert result.exit_code != 0 and "decodings of another codec" in str(result.exception)
+    result = runner.invoke(app, args + ["--codec", str(tmp_path / "retrained"), "-o", str(tmp_path / "d.mid")])
+    assert result.exit_code != 0 and "latents of another codec" in str(result.exception)
 
 
 def test_train_phrase_vae_resumes_and_fine_tunes_as_the_run_was_trained(fixture_dataset_dir, tmp_path):

@@ -99,6 +99,7 @@ def test_the_code_fingerprint_follows_the_encoder_at_fp16_precision(fixture_data
         model.encoder_embedding.tokens.weight[5, 0] += 0.5
     assert model.code_fingerprint() != fingerprint
 
+
 def test_decoder_noise_moves_the_decoders_latent_only(fixture_dataset):
     model = build_phrase_vae(fixture_dataset.tokenizer, "tiny").eval()
     ids = PhraseVAETask(model, PhraseBatcher(fixture_dataset, 160), total_steps=1, batch_size=8, seed=0).batch(0, 0)["ids"]

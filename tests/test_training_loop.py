@@ -116,3 +116,4 @@ def test_ddp_over_gloo_keeps_replicas_identical(fixture_dataset_dir, tmp_path):
     assert reports[0]["params"] == reports[1]["params"]  # replicas stay identical
     assert reports[0]["first_batch"] != reports[1]["first_batch"]  # but saw different data
     assert reports[0]["moved"]  # and training changed them
+    assert reports[0]["stopped_after"] == reports[1]["stopped_after"] == 1  # out of time on rank 0 alone: both stop

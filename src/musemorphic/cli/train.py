@@ -131,7 +131,7 @@ def train_latent_mamba(
     import torch
 
     from musemorphic.data.dataset import PhraseDataset
-    from musemorphic.models.phrase_vae import codec_record, learned_codes_of
+    from musemorphic.models.phrase_vae import codec_record, learned_from
     from musemorphic.training.latent_mamba import (
         LatentMambaTask,
         LatentSongWindows,
@@ -149,7 +149,7 @@ def train_latent_mamba(
     if init is not None:
         init = model_path(init, "latent_mamba")
         start, start_record = load_latent_mamba(init)
-        if not learned_codes_of(start_record, codec_model):
+        if not learned_from(start_record, codec_model):
             raise typer.BadParameter(f"{init} was trained on the latents of another codec than {codec}", param_hint="--init")
         key_normalize = start.config.key_normalized
     with progress_bar("encoding phrases") as bar:
@@ -215,7 +215,7 @@ def train_phrase_critic(
     model = PhraseCritic(
         PhraseCriticConfig(d_latent=codec_model.config.d_latent, density_thresholds=thresholds, key_normalized=key_normalize)
     )
-    record = codec_record(codec_model)
+    record = codec_record(codec_model, decodings=True)
     task = PhraseCriticTask(model, latents, facts, batch_size=batch_size, seed=seed, codec_config=record)
     config = TrainConfig(out_dir=str(out), steps=steps, batch_size=batch_size, lr=lr, seed=seed, device=device,
                          warmup_steps=min(200, steps // 10), zclip=False)

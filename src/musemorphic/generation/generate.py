@@ -42,7 +42,7 @@ from musemorphic.generation.steering import ControlSteering, SteeringTarget, den
 from musemorphic.generation.written_notes import TPQ, fits_track, phrase_facts, written_notes
 from musemorphic.models.latent_mamba import LatentMamba
 from musemorphic.models.phrase_critic import PhraseCritic
-from musemorphic.models.phrase_vae import PhraseVAE, learned_codes_of
+from musemorphic.models.phrase_vae import PhraseVAE, learned_from
 from musemorphic.training.latent_mamba import SongControlsEncoder, load_latent_mamba
 from musemorphic.training.phrase_critic import load_phrase_critic
 from musemorphic.training.phrase_vae import load_phrase_vae
@@ -158,12 +158,12 @@ class MusicGenerator:
         critic record which codec they learned."""
         codec, tokenizer = load_phrase_vae(codec_dir)
         prior, record = load_latent_mamba(prior_dir)
-        if not learned_codes_of(record, codec):
+        if not learned_from(record, codec):
             raise ValueError(f"{prior_dir} was trained on the latents of another codec than {codec_dir}")
         critic = None
         if critic_dir is not None:
             critic, critic_record = load_phrase_critic(critic_dir)
-            if not learned_codes_of(critic_record, codec):
+            if not learned_from(critic_record, codec):
                 raise ValueError(f"{critic_dir} was trained on the decodings of another codec than {codec_dir}")
         return cls(
             codec.to(device), tokenizer, prior.to(device), record["default_programs"], decode_phrases, critic, candidates, scale_lock, salvage,

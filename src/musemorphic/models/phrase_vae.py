@@ -105,16 +105,14 @@ class PhraseVAE(nn.Module):
         return self.encoder_embedding, self.encoder, self.bottleneck
 
     def code_fingerprint(self) -> str:
-        """SHA-256 of the encoder side's weights and buffers rounded to fp16: what a prior or a
-        critic learned the codes of. A decoder-only fine-tune and an fp16 export keep it."""
-        digest = hashlib.sha256()
-        for module in self.encoder_side():
-            for name, tensor in sorted(module.state_dict().items()):
-                value = tensor.detach().cpu()
-                value = value.to(torch.float16) if value.is_floating_point() else value
-                digest.update(name.encode())
-                digest.update(value.reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
-        return digest.hexdigest()
+        """What a prior learned: the encoder side's weights (`weights_fingerprint`). A
+        decoder-only fine-tune and an fp16 export keep it."""
+        return weights_fingerprint(self.encoder_side())
+
+    def decoding_fingerprint(self) -> str:
+        """What a critic learned: every weight, since it predicts what the decoder writes from
+        the encoder's codes."""
+        return weights_fingerprint([self])
 
     def freeze_encoder(self) -> None:
         """Train the decoder only: the encoder side gets no gradients and stays in eval mode
@@ -220,17 +218,36 @@ class PhraseVAE(nn.Module):
         return [row[: row.index(c.eos_id)] if c.eos_id in row else row for row in out.tolist()]
 
 
-def codec_record(codec: PhraseVAE) -> dict:
-    """What a prior or a critic records of the codec it learned: its config and code fingerprint."""
-    return {"model": codec.config.to_dict(), "code_fingerprint": codec.code_fingerprint()}
+def weights_fingerprint(modules) -> str:
+    """SHA-256 of the modules' weights and buffers, by name, rounded to fp16 (NaNs as 0)."""
+    digest = hashlib.sha256()
+    for module in modules:
+        for name, tensor in sorted(module.state_dict().items()):
+            value = tensor.detach().cpu()
+            if value.is_floating_point():
+                value = value.nan_to_num(nan=0.0).to(torch.float16)
+            digest.update(name.encode())
+            digest.update(value.reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
-def learned_codes_of(record: dict, codec: PhraseVAE) -> bool:
-    """Whether a model that saved `record` (`codec_record`) learned this codec's codes. A record
-    saved before fingerprints were kept is checked by the codec's config alone."""
-    if record.get("model") != codec.config.to_dict():
-        return False
-    return "code_fingerprint" not in record or record["code_fingerprint"] == codec.code_fingerprint()
+def codec_record(codec: PhraseVAE, decodings: bool = False) -> dict:
+    """What a prior (`decodings=False`) or a critic (`True`) records of the codec it learned:
+    its config and the fingerprint of what it learned from it."""
+    record = {"model": codec.config.to_dict(), "code_fingerprint": codec.code_fingerprint()}
+    if decodings:
+        record["decoding_fingerprint"] = codec.decoding_fingerprint()
+    return record
+
+
+def learned_from(record: dict, codec: PhraseVAE) -> bool:
+    """Whether a model that saved `record` (`codec_record`) learned from this codec: the same
+    config and every fingerprint the record holds (one saved before fingerprints were kept is
+    checked by the config alone)."""
+    fingerprints = {"code_fingerprint": codec.code_fingerprint, "decoding_fingerprint": codec.decoding_fingerprint}
+    return record.get("model") == codec.config.to_dict() and all(
+        record[key] == fingerprint() for key, fingerprint in fingerprints.items() if key in record
+    )
 
 
 def nucleus(logits: torch.Tensor, top_p: float) -> torch.Tensor:

@@ -184,7 +184,7 @@ def train(
         }
         if rank == 0 and (step % config.log_every == 0 or step + 1 == config.steps):
             _append_log(log_path, row)
-        out_of_time = config.max_minutes is not None and run_s > 60 * config.max_minutes
+        out_of_time = _any_rank(config.max_minutes is not None and run_s > 60 * config.max_minutes, world, device)
         if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps or out_of_time:
             _checkpoint(task, model, optimizer, zclip, config, step + 1, elapsed_before + run_s, ckpt_dir, rank, world)
         if rank == 0 and config.keep_every and (step + 1) % config.keep_every == 0:
@@ -210,6 +210,15 @@ def _checkpoint(task, model, optimizer, zclip, config, step, elapsed_s, ckpt_dir
         save_checkpoint(ckpt_dir, model, task.checkpoint_config(), optimizer=optimizer, extra_state=extra, step=step)
     if world > 1:
         dist.barrier()
+
+
+def _any_rank(flag: bool, world: int, device: torch.device) -> bool:
+    """True on every rank when it is true on any (ranks' clocks differ; they must stop together)."""
+    if world == 1:
+        return flag
+    value = torch.tensor([float(flag)], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
 
 
 def _snapshot(task, model, step, elapsed_s, out_dir: Path) -> None:
