@@ -13,6 +13,10 @@ its cache grows with the music, so its cost per bar does too.
 
     OMP_NUM_THREADS=1 python benchmarks/endless_generation.py --bars 10000 \
         --codec runs/phrase_vae_small/checkpoint --prior runs/latent_mamba_gmm/checkpoint
+
+With `--critic`, the generator steers as `musemorphic generate` does by default (groove
+steering with a critic that predicts onset grids), decoding bar by bar; without, it samples
+the prior alone.
 """
 
 from __future__ import annotations
@@ -150,16 +154,17 @@ def main() -> None:
     parser.add_argument("--bars", type=int, default=10_000)
     parser.add_argument("--baseline-bars", type=int, default=300)
     parser.add_argument("--tokens-per-bar", type=int, default=43)  # mean BPE tokens of a 3-track POP909 bar
+    parser.add_argument("--critic", type=Path, help="PhraseCritic that steers, as generate's default (none: the prior alone)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    generator = MusicGenerator.load(args.codec, args.prior)
+    generator = MusicGenerator.load(args.codec, args.prior, args.critic)
     n_params = sum(p.numel() for p in generator.prior.parameters()) + sum(p.numel() for p in generator.codec.parameters())
     ours = run_latent_mamba(generator, args.bars, args.seed)
     ours_short = run_latent_mamba(generator, args.baseline_bars, args.seed)
     piano = run_latent_mamba(generator, args.baseline_bars, args.seed, programs=[0])
     baseline = run_transformer(n_params, generator.tokenizer.vocab_size, args.tokens_per_bar, args.baseline_bars, args.seed)
-    print(json.dumps({"machine": machine(), "parameters_prior_plus_codec": n_params, "latent_mamba": ours,
+    print(json.dumps({"machine": machine(), "critic": str(args.critic), "parameters_prior_plus_codec": n_params, "latent_mamba": ours,
                       "latent_mamba_same_bars_as_baseline": ours_short, "latent_mamba_one_piano_track": piano,
                       "token_transformer": baseline}, indent=1))
 

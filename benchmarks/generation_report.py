@@ -20,7 +20,9 @@ import torch
 
 from common import machine
 from musemorphic.evaluation.generation_report import REFERENCE_SPLITS, GenerationEvalConfig, evaluate_generation
-from musemorphic.generation.generate import DECODE_SAMPLED, DECODE_SAMPLED_CHOICES, DECODE_TEMPERATURE, DECODE_TOP_P, SCALE_LOCK, MusicGenerator
+from musemorphic.generation.generate import (
+    DECODE_SAMPLED, DECODE_SAMPLED_CHOICES, DECODE_TEMPERATURE, DECODE_TOP_P, GROOVE_DISTANCE, GROOVE_DRAWS, SCALE_LOCK, MusicGenerator,
+)
 
 
 def main() -> None:
@@ -39,6 +41,9 @@ def main() -> None:
     parser.add_argument("--decode-temperature", type=float, default=DECODE_TEMPERATURE, help="the codec's sampling temperature (0: greedy decoding)")
     parser.add_argument("--decode-top-p", type=float, default=DECODE_TOP_P, help="the nucleus sampled decoding draws from")
     parser.add_argument("--decode-sampled", choices=DECODE_SAMPLED_CHOICES, default=DECODE_SAMPLED, help="which tokens sampled decoding draws")
+    parser.add_argument("--groove-draws", type=int, default=GROOVE_DRAWS, help="prior draws per slot groove steering chooses from (1: off)")
+    parser.add_argument("--groove-distance", type=float, default=GROOVE_DISTANCE,
+                        help="share of onset-grid cells groove steering aims at changing from a track's previous bar")
     parser.add_argument("--silence-temperature", type=float, help="draw a silence head's slots at this temperature (0: the likelier)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the first piece and of the sampled sets")
     parser.add_argument("--reference", choices=REFERENCE_SPLITS, default="test",
@@ -47,7 +52,8 @@ def main() -> None:
     torch.set_num_threads(1)
     generator = MusicGenerator.load(args.codec, args.prior, args.critic, scale_lock=args.scale_lock, salvage=not args.no_salvage,
                                     decode_temperature=args.decode_temperature, decode_top_p=args.decode_top_p,
-                                    decode_sampled=args.decode_sampled)
+                                    decode_sampled=args.decode_sampled, groove_draws=args.groove_draws,
+                                    groove_distance=args.groove_distance)
     if args.silence_temperature is not None:
         draw_silence, silence_temperature = generator.prior.silent, args.silence_temperature
         generator.prior.silent = lambda prediction, temperature, gen=None: draw_silence(

@@ -5,7 +5,10 @@ trained in), each greedily decoded and measured as the generator writes it
 (`written_notes.phrase_facts`), against the critic's prediction from the latent alone:
 R^2 and mean error of the onsets per bar, R^2 of the 12 pitch-class durations, and how
 often the Krumhansl-Schmuckler key of the predicted pitch classes equals that of the
-written ones (phrases with pitched notes).
+written ones (phrases with pitched notes); for a critic with an onset grid, the share of grid
+cells it predicts right (probability above 0.5 where a note starts) against always predicting
+none, and its mean expected Hamming distance (the groove steering's measure) to the written
+grid against the written grids' own to the next phrase's.
 
     OMP_NUM_THREADS=1 python benchmarks/phrase_critic_quality.py --codec runs/phrase_vae_small/checkpoint \
         --critic runs/phrase_critic/checkpoint --data data/pop909
@@ -22,6 +25,7 @@ import torch
 
 from common import machine
 from musemorphic.data import controls as ctl
+from musemorphic.generation.steering import grid_distance
 from musemorphic.training.phrase_critic import critic_table, load_phrase_critic
 from musemorphic.training.phrase_vae import load_phrase_vae
 
@@ -40,21 +44,29 @@ def main() -> None:
     torch.set_num_threads(1)
     codec, _ = load_phrase_vae(args.codec)
     critic, _ = load_phrase_critic(args.critic)
-    latents, facts = critic_table(codec, args.codec, args.data, "test", args.phrases, critic.config.key_normalized)
+    cells = critic.config.onset_cells
+    latents, facts = critic_table(codec, args.codec, args.data, "test", args.phrases, critic.config.key_normalized, cells=cells)
     predicted = critic.predict(torch.from_numpy(latents))
     onsets, pitch_classes = predicted.onsets.numpy(), predicted.pitch_classes.numpy()
-    pitched = facts[:, 1:].sum(axis=1) > 0
-    keys_written = ctl.key_correlations(facts[pitched, 1:]).argmax(axis=1)
+    pitched = facts[:, 1:13].sum(axis=1) > 0
+    keys_written = ctl.key_correlations(facts[pitched, 1:13]).argmax(axis=1)
     keys_predicted = ctl.key_correlations(pitch_classes[pitched]).argmax(axis=1)
     results = {
         "phrases": len(latents),
         "onsets_r2": round(r_squared(onsets, facts[:, 0]), 3),
         "onsets_mean_error": round(float((onsets - facts[:, 0]).mean()), 3),
         "onsets_mean_written": round(float(facts[:, 0].mean()), 3),
-        "pitch_class_r2": round(r_squared(pitch_classes, facts[:, 1:]), 3),
+        "pitch_class_r2": round(r_squared(pitch_classes, facts[:, 1:13]), 3),
         "phrase_key_agreement": round(float((keys_written == keys_predicted).mean()), 3),
         "pitched_phrases": int(pitched.sum()),
     }
+    if cells:
+        grids, written = predicted.onset_grid.double().numpy(), facts[:, 13:]
+        results["onset_cells"] = cells
+        results["grid_cell_accuracy"] = round(float(((grids > 0.5) == (written > 0.5)).mean()), 3)
+        results["grid_cell_accuracy_none"] = round(float((written < 0.5).mean()), 3)
+        results["grid_distance_to_written"] = round(float(np.mean([grid_distance(g[None], w)[0] for g, w in zip(grids, written)])), 3)
+        results["grid_distance_written_to_another"] = round(float(np.mean([grid_distance(a[None], b)[0] for a, b in zip(written, written[1:])])), 3)
     print(json.dumps({"machine": machine(), "critic": str(args.critic), "results": results}, indent=1))
 
 

@@ -299,7 +299,8 @@ def test_the_decoding_options_default_to_the_generators_defaults():
     from musemorphic.generation import generate as gen
 
     expected = {"scale_lock": gen.SCALE_LOCK, "decode_temperature": gen.DECODE_TEMPERATURE,
-                "decode_top_p": gen.DECODE_TOP_P, "decode_sampled": gen.DECODE_SAMPLED}
+                "decode_top_p": gen.DECODE_TOP_P, "decode_sampled": gen.DECODE_SAMPLED, "groove_draws": gen.GROOVE_DRAWS,
+                "groove_distance": gen.GROOVE_DISTANCE}
     root = typer.main.get_command(app)
     for command in (root.commands["generate"], root.commands["eval"].commands["generate"]):
         defaults = {p.name: p.default for p in command.params if p.name in expected}

@@ -11,8 +11,8 @@ import torch
 from musemorphic.data import controls as ctl
 from musemorphic.generation import generate as generate_module
 from musemorphic.generation.generate import MusicGenerator, Request
-from musemorphic.generation.steering import ControlSteering, SteeringTarget, density_target
-from musemorphic.generation.written_notes import phrase_facts
+from musemorphic.generation.steering import ControlSteering, SteeringTarget, density_target, grid_distance
+from musemorphic.generation.written_notes import onset_cells, phrase_facts
 from musemorphic.models.phrase_critic import PhraseCritic, PhraseCriticConfig, PhraseFacts
 from musemorphic.training.latent_mamba import build_latent_mamba
 from musemorphic.training.loop import TrainConfig, train
@@ -60,12 +60,77 @@ def test_density_targets_lie_inside_their_level():
 class TableCritic:
     """Stands in for a PhraseCritic: candidate i (z[:, 0] == i) writes table row i."""
 
-    def __init__(self, onsets, pitch_classes):
+    def __init__(self, onsets, pitch_classes, grids=None):
         self.onsets, self.pitch_classes = torch.tensor(onsets, dtype=torch.float64), torch.tensor(np.asarray(pitch_classes))
+        self.grids = None if grids is None else torch.tensor(np.asarray(grids, dtype=np.float64))
 
     def predict(self, z):
         rows = z[:, 0].long()
-        return PhraseFacts(self.onsets[rows], self.pitch_classes[rows])
+        return PhraseFacts(self.onsets[rows], self.pitch_classes[rows], None if self.grids is None else self.grids[rows])
+
+
+def test_onset_cells_mark_where_written_notes_start(tokenizer):
+    bar = _bar(tokenizer, "Position_0", "Pitch_60", "Velocity_91", "Duration_1.0.4", "Pitch_64", "Velocity_91", "Duration_1.0.4",
+               "Position_6", "Pitch_67", "Velocity_63", "Duration_0.2.4", "Position_12", "Pitch_72", "Velocity_63", "Duration_1.0.4")
+    np.testing.assert_array_equal(np.flatnonzero(onset_cells(tokenizer, bar, 0, 16)), [0, 6, 12])  # a chord is one onset
+    np.testing.assert_array_equal(np.flatnonzero(onset_cells(tokenizer, bar, 0, 8)), [0, 6])  # the first cells only
+    np.testing.assert_array_equal(np.flatnonzero(onset_cells(tokenizer, bar, 0, 16, bar_length=480 * 3)), [0, 6])  # cut at 3 quarters
+    eighths = _bar(tokenizer, "TimeSig_6/8", "Position_4", "Pitch_60", "Velocity_91", "Duration_0.2.4")  # one eighth-note beat in
+    np.testing.assert_array_equal(np.flatnonzero(onset_cells(tokenizer, eighths, 0, 24)), [4])  # a quarter of a beat per cell, as the groove metric's
+    assert not onset_cells(tokenizer, None, 0, 16).any() and not onset_cells(tokenizer, bar, -1, 16).any()  # broken, wrong kind
+
+
+def test_grid_distance_is_the_expected_hamming_share():
+    grids = np.array([[1, 0, 1, 0], [0.5, 0.5, 0.5, 0.5], [0, 1, 0, 1]])
+    np.testing.assert_allclose(grid_distance(grids, np.array([1.0, 0, 1, 0])), [0, 0.5, 1])
+    np.testing.assert_allclose(grid_distance(grids[:1], np.array([0.5, 0.5, 0.5, 0.5])), [0.5])
+
+
+GROOVES = np.array([[1, 0, 1, 0], [1, 1, 1, 1], [1, 0, 1, 1], [0, 0, 0, 0]], dtype=float)  # candidate i's predicted onset grid
+
+
+def test_groove_steering_keeps_the_draw_closest_to_the_tracks_last_bar():
+    critic = TableCritic([2, 4, 3, 0], np.zeros((4, 12)), GROOVES)
+    steering = ControlSteering(critic, SteeringTarget(groove=True), n_tracks=2)
+    candidates = torch.arange(4.0)[:, None]
+    assert steering.choose(candidates[[1, 0, 2]], track=0) == 0  # no previous bar yet: the prior's first draw
+    np.testing.assert_array_equal(steering.grids[0], GROOVES[1])
+    assert steering.choose(candidates[[2, 1]], track=1) == 0
+    steering.settle([np.zeros(13), np.zeros(13)], 4)  # without written grids the guesses stand
+    assert steering.choose(candidates[[0, 2, 1]], track=0) == 2  # 1111 again: the closest
+    assert steering.choose(candidates[[1, 0, 3]], track=1) == 0  # 1011 after 1011: distances 0.25, 0.25, 0.75: the first
+    steering.settle([np.zeros(13), np.zeros(13)], 4, [np.array([1.0, 0, 1, 0]), np.zeros(4)])  # what was written
+    np.testing.assert_array_equal(steering.grids[0], [1, 0, 1, 0])
+    assert steering.grids[1] is None  # a silent bar: no rhythm to keep
+    assert steering.choose(candidates[[1, 2]], track=1) == 0  # so the prior's first draw
+    assert steering.choose(candidates[[1, 2, 0]], track=0) == 2
+
+
+def test_groove_steering_aims_at_the_requested_change_of_rhythm():
+    critic = TableCritic([2, 4, 3, 0], np.zeros((4, 12)), GROOVES)
+    candidates = torch.arange(4.0)[:, None]
+    for aim, expected in ((0.0, 0), (0.25, 1), (0.5, 2), (1.0, 2)):  # after 1010: 1010, 1011 and 1111 differ in 0, 1 and 2 cells of 4
+        steering = ControlSteering(critic, SteeringTarget(groove=True, groove_distance=aim), n_tracks=1)
+        steering.choose(candidates[:1])
+        steering.settle([np.zeros(13)], 4)
+        assert steering.choose(candidates[[0, 2, 1]]) == expected, aim
+
+
+def test_groove_steering_leaves_silence_to_the_prior():
+    critic = TableCritic([2, 4, 3, 0], np.zeros((4, 12)), GROOVES)
+    steering = ControlSteering(critic, SteeringTarget(groove=True), n_tracks=1)
+    candidates = torch.arange(4.0)[:, None]
+    steering.choose(candidates[:1])  # last bar: 1010
+    assert steering.choose(candidates[[1, 0]], torch.tensor([True, False])) == 0  # the first draw is silent: silent
+    assert steering.grids[0] is None
+    steering.choose(candidates[:1])
+    steering.settle([np.zeros(13)] * 3, 4)
+    assert steering.choose(candidates[[1, 0, 2]], torch.tensor([False, True, False])) == 2  # a silent draw is not chosen for its rhythm
+    with_density = ControlSteering(critic, SteeringTarget(density=0.5, groove=True), n_tracks=1)
+    with_density.choose(candidates[:1])
+    with_density.settle([np.concatenate([[2], np.zeros(12)])], 4, [GROOVES[0]])
+    # 2 onsets wanted: 1111 (4) misses by 2 and its rhythm by 0.5; 1011 (3) by 1 and 0.25; silent (0) by 2 and nothing
+    assert with_density.choose(candidates[[1, 2, 3]], torch.tensor([False, False, True])) == 1
 
 
 def test_density_steering_keeps_the_running_count_on_target():
@@ -141,6 +206,22 @@ def test_the_critic_trains_with_the_shared_loop_and_reloads_strictly(tmp_path):
     assert (model.predict(z).onsets >= 0).all() and (model.predict(z).pitch_classes >= 0).all()
 
 
+def test_a_critic_learns_the_onset_grid_beside_the_counts(tmp_path):
+    rng = np.random.default_rng(1)
+    latents = rng.normal(size=(512, 8)).astype(np.float32)
+    grids = (latents[:, :4] > 0).astype(np.float32)  # (512, 4)
+    facts = np.concatenate([np.exp(latents[:, 4:5]), np.zeros((512, 12)), grids], axis=1)
+    torch.manual_seed(0)
+    model = PhraseCritic(PhraseCriticConfig(d_latent=8, d_hidden=32, onset_cells=4))
+    task = PhraseCriticTask(model, latents, facts, batch_size=64, seed=0, codec_config={"model": "test"})
+    train(task, TrainConfig(out_dir=str(tmp_path), steps=300, lr=3e-3, warmup_steps=10, checkpoint_every=300, zclip=False))
+    again, _ = load_phrase_critic(tmp_path / "checkpoint")
+    predicted = again.predict(torch.from_numpy(latents))
+    assert predicted.onset_grid.shape == (512, 4) and ((predicted.onset_grid > 0.5).numpy() == grids).mean() > 0.95
+    assert np.corrcoef(predicted.onsets.numpy(), facts[:, 0])[0, 1] > 0.9
+    assert PhraseCritic(PhraseCriticConfig(d_latent=8)).predict(torch.zeros(2, 8)).onset_grid is None
+
+
 @pytest.fixture(scope="module")
 def untrained(fixture_dataset) -> MusicGenerator:
     torch.manual_seed(0)
@@ -182,7 +263,7 @@ def test_a_denser_request_keeps_draws_the_critic_finds_denser(untrained, monkeyp
         critic.net[0].weight[0, 0] = 1.0
         critic.net[2].weight[0, 0] = 1.0
     steered = MusicGenerator(untrained.codec, untrained.tokenizer, untrained.prior, [0, 33], critic=critic, candidates=8)
-    def as_guessed(self, written, bar_quarters):  # as if every bar wrote what the critic said
+    def as_guessed(self, written, bar_quarters, grids=None):  # as if every bar wrote what the critic said
         self._guesses, self._guessed_quarters = [], 0.0
 
     monkeypatch.setattr(ControlSteering, "settle", as_guessed)
@@ -212,9 +293,9 @@ def test_a_steered_run_settles_every_bar_at_its_written_length_and_repeats(untra
     settled = []
     settle = ControlSteering.settle
 
-    def spy(self, written, bar_quarters):
+    def spy(self, written, bar_quarters, grids=None):
         settled.append((len(written), bar_quarters))
-        settle(self, written, bar_quarters)
+        settle(self, written, bar_quarters, grids)
 
     monkeypatch.setattr(ControlSteering, "settle", spy)
     request = Request(bars=3, seed=5, density="medium", key="E minor", time_signature="3/4")
@@ -222,3 +303,21 @@ def test_a_steered_run_settles_every_bar_at_its_written_length_and_repeats(untra
     assert settled == [(2, 3.0)] * 3  # one call per bar, one fact per track, 3/4 bars
     steered.write(request, tmp_path / "b.mid")
     assert (tmp_path / "a.mid").read_bytes() == (tmp_path / "b.mid").read_bytes()
+
+
+def test_groove_steering_is_on_by_default_with_a_critic_of_onset_grids(untrained, monkeypatch):
+    critic = PhraseCritic(PhraseCriticConfig(d_latent=8, d_hidden=16, onset_cells=16))
+    grooved = MusicGenerator(untrained.codec, untrained.tokenizer, untrained.prior, [0, 33], critic=critic)
+    assert grooved.steering(Request(), 2).target == SteeringTarget(groove=True, groove_distance=0.125)
+    assert grooved.steering(Request(density="low"), 2).target.groove
+    three = MusicGenerator(untrained.codec, untrained.tokenizer, untrained.prior, [0, 33], critic=critic, groove_draws=3)
+    assert three.draws(three.steering(Request(), 2)) == 3 and three.draws(three.steering(Request(key="C"), 2)) == 8  # `candidates`
+    request = Request(bars=4, seed=3)
+    plain = _latents(untrained, request, monkeypatch)
+    off = MusicGenerator(untrained.codec, untrained.tokenizer, untrained.prior, [0, 33], critic=critic, groove_draws=1)
+    assert off.steering(request, 2) is None and torch.equal(_latents(off, request, monkeypatch), plain)
+    assert not torch.equal(_latents(grooved, request, monkeypatch), plain)
+    with pytest.raises(ValueError, match="groove_draws"):
+        MusicGenerator(untrained.codec, untrained.tokenizer, untrained.prior, [0, 33], critic=critic, groove_draws=0)
+    with pytest.raises(ValueError, match="groove_distance"):
+        MusicGenerator(untrained.codec, untrained.tokenizer, untrained.prior, [0, 33], critic=critic, groove_distance=1.5)

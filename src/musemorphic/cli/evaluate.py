@@ -68,8 +68,10 @@ def eval_generate(
     guidance: float = typer.Option(1.0, help="Classifier-free guidance weight for the controls in the control table."),
     scale_lock: float = typer.Option(0.0, min=0.0, help="The generator's scale lock (see `generate --help`)."),
     decode_temperature: float = typer.Option(1.0, min=0.0, help="The codec's sampling temperature (see `generate --help`)."),
-    decode_top_p: float = typer.Option(0.8, min=0.01, max=1.0, help="The nucleus of sampled decoding (see `generate --help`)."),
+    decode_top_p: float = typer.Option(0.9, min=0.01, max=1.0, help="The nucleus of sampled decoding (see `generate --help`)."),
     decode_sampled: str = typer.Option("scale-pitches", help="The tokens sampled decoding draws: pitches, scale-pitches or all (see `generate --help`)."),
+    groove_draws: int = typer.Option(8, min=1, help="Prior draws per slot groove steering chooses from (see `generate --help`)."),
+    groove_distance: float = typer.Option(0.125, min=0.0, max=1.0, help="The rhythm change groove steering aims at (see `generate --help`)."),
     train_songs: int = typer.Option(200, help="Training songs sampled for the real-vs-real ceiling."),
     control_seeds: int = typer.Option(2, help="Pieces per value of each control for the control table (0: skip it)."),
     seed: int = typer.Option(0, help="Seed of the first piece and of the sampled sets."),
@@ -98,7 +100,7 @@ def eval_generate(
     prior = prior or (model / "latent_mamba" if model else shipped_model("latent_mamba"))
     generator = MusicGenerator.load(
         codec, prior, critic, scale_lock=scale_lock, decode_temperature=decode_temperature, decode_top_p=decode_top_p,
-        decode_sampled=decode_sampled,
+        decode_sampled=decode_sampled, groove_draws=groove_draws, groove_distance=groove_distance,
     )
     config = GenerationEvalConfig(pieces=pieces, bars=bars, temperature=temperature, guidance=guidance, train_songs=train_songs,
                                   control_seeds=control_seeds, seed=seed, reference=reference)

@@ -34,13 +34,21 @@ def generate(
         None, help="PhraseCritic checkpoint that steers --density and --key (default: the shipped one with the shipped codec)."
     ),
     candidates: int = typer.Option(8, min=1, help="Prior draws per slot the critic chooses from for --density or --key (1: no steering)."),
+    groove_draws: int = typer.Option(
+        8, min=1, help="Prior draws per slot the critic chooses from to steer each track's rhythm, when nothing else is "
+        "steered (1: off; needs a critic that predicts onset grids, as the shipped one)."
+    ),
+    groove_distance: float = typer.Option(
+        0.125, min=0.0, max=1.0, help="How much each track's rhythm changes from bar to bar, as the share of onset-grid "
+        "cells (a sixteenth note in 4/4) aimed at (0: repeat the last bar's rhythm)."
+    ),
     scale_lock: float = typer.Option(
         0.0, min=0.0, help="Nats taken off the decoder's score of each note outside the piece's scale (0 = off; 50 = none but pitches clipped at the range's edges)."
     ),
     decode_temperature: float = typer.Option(
         1.0, min=0.0, help="Temperature at which the codec's decoder draws a bar's tokens (0 = greedy decoding)."
     ),
-    decode_top_p: float = typer.Option(0.8, min=0.01, max=1.0, help="Draw from the most likely tokens up to this probability (1 = all)."),
+    decode_top_p: float = typer.Option(0.9, min=0.01, max=1.0, help="Draw from the most likely tokens up to this probability (1 = all)."),
     decode_sampled: str = typer.Option(
         "scale-pitches", help="Which tokens the decoder draws: pitches (the rhythm stays greedy), scale-pitches (pitches, "
         "in the scale only: a note outside it is written only where greedy decoding writes it) or all."
@@ -64,6 +72,8 @@ def generate(
         decode_temperature=decode_temperature,
         decode_top_p=decode_top_p,
         decode_sampled=decode_sampled,
+        groove_draws=groove_draws,
+        groove_distance=groove_distance,
     )
     request = Request(
         bars=None if stream else bars, tempo=tempo, key=key, time_signature=time_signature, density=density,

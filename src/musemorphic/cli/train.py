@@ -189,12 +189,15 @@ def train_phrase_critic(
     key_normalize: bool = typer.Option(
         True, "--key-normalize/--no-key-normalize", help="Latents of songs moved to C major / A minor, as the prior's."
     ),
+    onset_cells: int = typer.Option(
+        16, min=0, help="Cells (a quarter of a beat each) of the onset grid it predicts, which steers each track's rhythm (0: none)."
+    ),
     lr: float = typer.Option(1e-3, help="Peak learning rate."),
     seed: int = typer.Option(0, help="Seed for weights and batches."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, ..."),
     threads: int = typer.Option(1, help="CPU threads for torch."),
 ) -> None:
-    """Train the PhraseCritic that steers generation towards a requested density or key."""
+    """Train the PhraseCritic that steers generation towards a requested density or key, and each track's rhythm."""
     import torch
 
     from musemorphic.data.dataset import PhraseDataset
@@ -209,11 +212,13 @@ def train_phrase_critic(
     with progress_bar("decoding phrases") as bar:
         job = bar.add_task("decoding", total=None, rate="")
         progress = lambda done, total: bar.update(job, completed=done, total=total)  # noqa: E731
-        latents, facts = critic_table(codec_model, codec, data, "train", phrases, key_normalize, progress)
+        latents, facts = critic_table(codec_model, codec, data, "train", phrases, key_normalize, progress, onset_cells)
     torch.manual_seed(seed)
     thresholds = list(PhraseDataset(data, split="train").density_thresholds)
     model = PhraseCritic(
-        PhraseCriticConfig(d_latent=codec_model.config.d_latent, density_thresholds=thresholds, key_normalized=key_normalize)
+        PhraseCriticConfig(
+            d_latent=codec_model.config.d_latent, density_thresholds=thresholds, key_normalized=key_normalize, onset_cells=onset_cells
+        )
     )
     record = codec_record(codec_model, decodings=True)
     task = PhraseCriticTask(model, latents, facts, batch_size=batch_size, seed=seed, codec_config=record)

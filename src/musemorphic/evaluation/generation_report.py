@@ -124,6 +124,8 @@ def evaluate_generation(
         "key_frame": generator.prior.config.key_normalized,
         "scale_lock": generator.scale_lock,
         "decoding": {"temperature": generator.decode_temperature, "top_p": generator.decode_top_p, "sampled": generator.decode_sampled},
+        "groove_steering": {"draws": generator.groove_draws, "distance": generator.groove_distance,
+                            "on": generator.steering(Request(temperature=config.temperature), 1) is not None},
         "salvage": generator.salvage,
         "all_metrics_meet_target": all(m["meets_target"] for m in metrics.values()),
     }
@@ -272,11 +274,13 @@ def markdown_report(report: dict) -> str:
     """The report's figures as Markdown (the JSON holds the same numbers)."""
     c, d = report["config"], report["decoding"]
     decoding = "greedy decoding" if d["temperature"] == 0 else f"decoding sampled ({d['sampled']} tokens) at temperature {d['temperature']}, top-p {d['top_p']}"
+    g = report["groove_steering"]
+    groove = f"groove steering ({g['draws']} draws, distance {g['distance']})" if g["on"] else "no groove steering"
     lines = [
         "# Generation report",
         "",
         f"{c['pieces']} generated pieces of {c['bars']} bars (temperature {c['temperature']}, {decoding}, scale lock {report['scale_lock']}, "
-        f"broken bars {'salvaged' if report['salvage'] else 'left silent'}, "
+        f"{groove}, broken bars {'salvaged' if report['salvage'] else 'left silent'}, "
         f"seeds {c['seed']}..) against "
         f"the {c['reference']} split of `{report['data']}`, in {c['window_bars']}-bar windows: "
         + ", ".join(f"{k} {v}" for k, v in report["windows"].items())

@@ -7,12 +7,14 @@ chunks of `max(1, decode_phrases // tracks)` bars: on a CPU the cost of a decodi
 far more slowly than its rows, so one track gets long chunks. Decoding is row by row: by
 default its pitches are sampled, among those in the scale the prior composes in (any pitch
 when no key is known), and the rest is greedy (`draw_groups`), from each slot's own seeded
-draws, so the
-chunk size changes the speed, not the music (tests/test_generation.py checks it). The
-notes go to a `StreamingMidiWriter` that makes the file valid after every write. With a
-PhraseCritic, a requested density or key also steers the sampling (`steering.py`): each slot
-keeps the best of `candidates` draws from the prior, and bars are decoded one at a time so
-the steering learns what each really wrote. A scale lock (`scale_lock.py`, off by default)
+draws, so the chunk size changes the speed, not the music (tests/test_generation.py checks
+it). The notes go to a `StreamingMidiWriter` that makes the file valid after every write.
+With a PhraseCritic, a requested density or key also steers the sampling (`steering.py`):
+each slot keeps the best of `candidates` draws from the prior, and bars are decoded one at a
+time so the steering learns what each really wrote. A critic that predicts onset grids also
+steers each track's rhythm, by default: of `groove_draws` draws it keeps the one whose onsets
+differ from the track's previous bar's in the share of cells nearest `groove_distance`
+(BENCHMARKS.md, "Groove steering"). A scale lock (`scale_lock.py`, off by default)
 makes the decoder lean away from notes outside that scale. With a silence-head prior, the
 prior alone decides which slots are silent: a slot it draws sounding is decoded with its end
 barred until a note is complete (`note_ends`), where the codec would otherwise write some of
@@ -39,7 +41,7 @@ from musemorphic.generation.midi_writer import StreamingMidiWriter
 from musemorphic.generation.phrase_codec import decode_bars, encode_bars, note_ends, pitch_groups
 from musemorphic.generation.scale_lock import outside_notes, scale_logit_bias
 from musemorphic.generation.steering import ControlSteering, SteeringTarget, density_target
-from musemorphic.generation.written_notes import TPQ, fits_track, phrase_facts, written_notes
+from musemorphic.generation.written_notes import TPQ, fits_track, onset_cells, phrase_facts, written_notes
 from musemorphic.models.latent_mamba import LatentMamba
 from musemorphic.models.phrase_critic import PhraseCritic
 from musemorphic.models.phrase_vae import PhraseVAE, learned_from
@@ -49,11 +51,15 @@ from musemorphic.training.phrase_vae import load_phrase_vae
 
 DEFAULT_TEMPO = 120.0
 # How the codec writes a latent's bar by default, chosen with the shipped models against the
-# validation songs (BENCHMARKS.md, "Pitches drawn inside the scale"): pitches drawn from the
-# decoder's top-0.8 nucleus among those in the scale, every other token greedy, no scale lock.
-# Temperature 0 decodes greedily.
-DECODE_TEMPERATURE, DECODE_TOP_P, DECODE_SAMPLED, SCALE_LOCK = 1.0, 0.8, "scale-pitches", 0.0
+# validation songs (BENCHMARKS.md, "Pitches drawn inside the scale" and, for top-p 0.9 with
+# groove steering, "Groove steering"): pitches drawn from the decoder's top-0.9 nucleus among
+# those in the scale, every other token greedy, no scale lock. Temperature 0 decodes greedily.
+DECODE_TEMPERATURE, DECODE_TOP_P, DECODE_SAMPLED, SCALE_LOCK = 1.0, 0.9, "scale-pitches", 0.0
 DECODE_SAMPLED_CHOICES = ("all", "pitches", "scale-pitches")
+# Groove steering: prior draws per slot it chooses from when nothing else is steered (1: off),
+# and the distance from each track's previous bar's onset grid it aims at (a share of the grid's
+# cells), chosen with the shipped models against the validation songs (BENCHMARKS.md, "Groove steering").
+GROOVE_DRAWS, GROOVE_DISTANCE = 8, 0.125
 
 
 @dataclass
@@ -108,6 +114,8 @@ class MusicGenerator:
         decode_temperature: float = DECODE_TEMPERATURE,
         decode_top_p: float = DECODE_TOP_P,
         decode_sampled: str = DECODE_SAMPLED,
+        groove_draws: int = GROOVE_DRAWS,
+        groove_distance: float = GROOVE_DISTANCE,
     ):
         self.codec, self.tokenizer, self.prior = codec.eval(), tokenizer, prior.eval()
         self.default_programs = default_programs
@@ -117,8 +125,14 @@ class MusicGenerator:
             raise ValueError(f"candidates must be at least 1, got {candidates}")
         self.decode_phrases = decode_phrases  # phrases per codec batch (whole bars, at least one)
         self.device = next(prior.parameters()).device
-        self.critic = critic.to(self.device).eval() if critic is not None else None  # steers requested density and key
-        self.candidates = candidates  # prior draws per slot the critic chooses from
+        self.critic = critic.to(self.device).eval() if critic is not None else None  # steers density, key and rhythm
+        self.candidates = candidates  # prior draws per slot the critic chooses from for a density or key
+        if groove_draws < 1:
+            raise ValueError(f"groove_draws must be at least 1, got {groove_draws}")
+        self.groove_draws = groove_draws  # prior draws per slot groove steering alone chooses from (1: off)
+        if not 0 <= groove_distance <= 1:
+            raise ValueError(f"groove_distance must be in [0, 1], got {groove_distance}")
+        self.groove_distance = groove_distance  # the share of grid cells aimed at changing from a track's last bar
         if scale_lock < 0:
             raise ValueError(f"scale_lock must be at least 0, got {scale_lock}")
         self.scale_lock = scale_lock  # nats off the decoder's logits per note outside the scale (scale_lock.py)
@@ -153,6 +167,8 @@ class MusicGenerator:
         decode_temperature: float = DECODE_TEMPERATURE,
         decode_top_p: float = DECODE_TOP_P,
         decode_sampled: str = DECODE_SAMPLED,
+        groove_draws: int = GROOVE_DRAWS,
+        groove_distance: float = GROOVE_DISTANCE,
     ) -> MusicGenerator:
         """Codec, prior and (optional) critic from their checkpoint folders; the prior and the
         critic record which codec they learned."""
@@ -167,7 +183,7 @@ class MusicGenerator:
                 raise ValueError(f"{critic_dir} was trained on the decodings of another codec than {codec_dir}")
         return cls(
             codec.to(device), tokenizer, prior.to(device), record["default_programs"], decode_phrases, critic, candidates, scale_lock, salvage,
-            decode_temperature, decode_top_p, decode_sampled,
+            decode_temperature, decode_top_p, decode_sampled, groove_draws, groove_distance,
         )
 
     # ---- controls ------------------------------------------------------------------
@@ -190,20 +206,28 @@ class MusicGenerator:
         )
 
     def steering(self, request: Request, n_tracks: int, bar_quarters: float = 4.0) -> ControlSteering | None:
-        """The steering for a request, or None when there is nothing to steer: no critic, one
-        candidate, an MSE-head prior, a temperature of 0 (every draw the same), or neither a
-        density nor a key requested."""
-        pointless = self.candidates == 1 or self.prior.config.head != "gmm" or self.temperature(request) <= 0
-        if self.critic is None or pointless or not (request.density or request.key):
+        """The steering for a request, or None when there is nothing to steer: no critic, an
+        MSE-head prior, a temperature of 0 (every draw the same), or neither a density nor a key
+        requested (or one candidate) and no groove steering (a critic without onset grids, or
+        one groove draw)."""
+        if self.critic is None or self.prior.config.head != "gmm" or self.temperature(request) <= 0:
             return None
-        key = None
-        if request.key:
+        controls = self.candidates > 1 and bool(request.density or request.key)
+        groove = self.groove_draws > 1 and self.critic.config.onset_cells > 0
+        if not (controls or groove):
+            return None
+        target = SteeringTarget(groove=groove, groove_distance=self.groove_distance if groove else 0.0)
+        if controls and request.key:
             key = ctl.parse_key(request.key)
-            key = normalized_key(key) if self.prior.config.key_normalized else key
-        density = None
-        if request.density:
-            density = density_target(ctl.parse_density(request.density), tuple(self.critic.config.density_thresholds))
-        return ControlSteering(self.critic, SteeringTarget(density, key), n_tracks, bar_quarters)
+            target.key = normalized_key(key) if self.prior.config.key_normalized else key
+        if controls and request.density:
+            target.density = density_target(ctl.parse_density(request.density), tuple(self.critic.config.density_thresholds))
+        return ControlSteering(self.critic, target, n_tracks, bar_quarters)
+
+    def draws(self, steering: ControlSteering) -> int:
+        """Prior draws per slot for a steering: `candidates` for a density or key, else `groove_draws`."""
+        controls = steering.target.density is not None or steering.target.key is not None
+        return self.candidates if controls else self.groove_draws
 
     def temperature(self, request: Request) -> float:
         """The prior's sampling temperature for a request: the requested one, else the prior's own."""
@@ -282,6 +306,7 @@ class MusicGenerator:
         time_signature = requested_ts or layout.time_signature or (4, 4)  # of the last decoded chunk's last bar: a silent slot's empty bar
         bias, groups = self.decoding_bias(layout.frame_key), self.draw_groups(layout.frame_key)
         chunk, index = (1 if steering else self.bars_per_batch(len(programs))), 0  # steering settles bar by bar
+        draws = self.draws(steering) if steering else 1
         while request.bars is None or index < request.bars:
             n_bars = chunk if request.bars is None else min(chunk, request.bars - index)
             latents, silent = [], []  # (n_bars * n_tracks) x (Z,), and whether the prior drew the slot silent
@@ -294,10 +319,10 @@ class MusicGenerator:
                     quiet = bool(self.prior.silent(prediction, temperature, generator)[0])
                     drawn = None if quiet else self.prior.sample(prediction, temperature, generator).float()  # (1, Z)
                 else:  # the critic keeps one of several draws, silent ones among them
-                    repeated = tuple(x[:1].expand(self.candidates, *x.shape[1:]) for x in prediction)
+                    repeated = tuple(x[:1].expand(draws, *x.shape[1:]) for x in prediction)
                     quiet_draws = self.prior.silent(repeated, temperature, generator)  # (K,)
                     candidates = self.prior.sample(repeated, temperature, generator).float()  # (K, Z)
-                    best = steering.choose(candidates, quiet_draws)
+                    best = steering.choose(candidates, quiet_draws, track)
                     quiet, drawn = bool(quiet_draws[best]), candidates[best : best + 1]
                 silent.append(quiet)
                 # a silent slot: the prior reads the code of an empty bar, as it learned from
@@ -313,7 +338,9 @@ class MusicGenerator:
                 if steering is not None:  # what the bar wrote, in the key frame, cut at its written length
                     length = bar_ticks(TPQ, bar.time_signature)
                     written = [phrase_facts(self.tokenizer, p, program, length) for p, program in zip(phrases, programs)]
-                    steering.settle(written, length / TPQ)
+                    cells = self.critic.config.onset_cells
+                    grids = [onset_cells(self.tokenizer, p, program, cells, length) for p, program in zip(phrases, programs)] if cells else None
+                    steering.settle(written, length / TPQ, grids)
                 yield bar
                 index += 1
 

@@ -14,10 +14,20 @@ is what the control extractor measures:
   0.75 x t1 (low), (t1 + t2) / 2 (medium), 1.15 x t2 (high), with the critic's thresholds.
 * key: the running pitch-class durations; a candidate scores by how far the requested key's
   Krumhansl-Kessler correlation leads the best other key's, as the extractor picks the argmax.
+* groove (with a critic that predicts onset grids): real songs repeat a track's rhythm from bar
+  to bar more than the prior's draws do (BENCHMARKS.md, "Groove steering"). A sounding candidate
+  scores by how far the expected share of grid cells in which its onsets differ from the
+  track's previous bar's (the groove metric's distance) lies from `groove_distance`, when that
+  bar sounded. Alone, groove steering keeps the prior's own choice of silence (its first
+  draw's) and picks the best of the sounding draws; beside a density or key request it adds
+  each sounding draw's score beyond the best one's.
 
 The totals are closed-loop: the generator decodes a steered piece bar by bar and `settle`
 replaces the critic's guesses for that bar with what its phrases really write (in the bar's
-written length), so the critic's errors do not pile up.
+written length), and each track's guessed onset grid with its written one, so the critic's
+errors do not pile up.
+
+Glossary: K candidates, C onset-grid cells.
 """
 
 from __future__ import annotations
@@ -41,6 +51,14 @@ def density_target(level: int, thresholds: tuple[float, float]) -> float:
 class SteeringTarget:
     density: float | None = None  # onsets per quarter note, all tracks
     key: int | None = None  # key index, in the prior's key frame
+    groove: bool = False  # keep each track's rhythm near its previous bar's (needs a critic's onset grid)
+    groove_distance: float = 0.0  # the grid distance from the previous bar aimed at
+
+
+def grid_distance(grids: np.ndarray, previous: np.ndarray) -> np.ndarray:
+    """Expected share of cells in which onset grids (K, C) of probabilities differ from a
+    previous grid (C,) of probabilities: the groove metric's Hamming distance, in expectation."""
+    return (grids * (1 - previous) + (1 - grids) * previous).mean(axis=1)
 
 
 class ControlSteering:
@@ -54,17 +72,18 @@ class ControlSteering:
         self.bar_quarters = bar_quarters  # the length guessed for the bar being drawn: the last written one's
         self._guesses: list[np.ndarray] = []  # (13,) critic facts of the slots not yet settled
         self._guessed_quarters = 0.0
+        self.grids: list[np.ndarray | None] = [None] * n_tracks  # (C,) each track's last bar's onsets; None: silent
 
-    def choose(self, candidates: torch.Tensor, silent: torch.Tensor | None = None) -> int:
-        """Index of the candidate latent (K, Z) to keep for the next slot; updates the totals.
-        A candidate marked `silent` (K,) (drawn silent by a prior's silence head) writes nothing
-        but is still its share of the bar."""
+    def choose(self, candidates: torch.Tensor, silent: torch.Tensor | None = None, track: int = 0) -> int:
+        """Index of the candidate latent (K, Z) to keep for the next slot, of `track`; updates
+        the totals. A candidate marked `silent` (K,) (drawn silent by a prior's silence head)
+        writes nothing but is still its share of the bar."""
         facts = self.critic.predict(candidates)
         onsets = facts.onsets.double().cpu().numpy()  # (K,)
         pitch_classes = facts.pitch_classes.double().cpu().numpy()  # (K, 12)
-        if silent is not None:
-            quiet = silent.cpu().numpy()
-            onsets, pitch_classes = np.where(quiet, 0.0, onsets), np.where(quiet[:, None], 0.0, pitch_classes)
+        quiet = np.zeros(len(candidates), dtype=bool) if silent is None else silent.cpu().numpy()
+        onsets, pitch_classes = np.where(quiet, 0.0, onsets), np.where(quiet[:, None], 0.0, pitch_classes)
+        grids = None if facts.onset_grid is None else facts.onset_grid.double().cpu().numpy()  # (K, C)
         share = self.bar_quarters / self.n_tracks  # this slot's part of the bar
         cost = np.zeros(len(candidates))
         if self.target.density is not None:
@@ -74,7 +93,15 @@ class ControlSteering:
             correlations = key_correlations(self.pitch_classes + pitch_classes)  # (K, 24)
             others = np.delete(correlations, self.target.key, axis=1).max(axis=1)
             cost -= correlations[:, self.target.key] - others
+        previous = self.grids[track]
+        if self.target.groove and grids is not None and previous is not None and not quiet.all():
+            distance = np.where(quiet, np.inf, np.abs(grid_distance(grids, previous) - self.target.groove_distance))
+            if self.target.density is None and self.target.key is None:
+                cost = np.zeros(len(cost)) if quiet[0] else distance  # the prior's own choice of silence
+            else:
+                cost += np.where(quiet, 0.0, distance - distance.min())
         best = int(np.argmin(cost))  # ties: the first, i.e. the prior's first draw
+        self.grids[track] = None if quiet[best] or grids is None else grids[best]
         self.onsets += onsets[best]
         self.pitch_classes += pitch_classes[best]
         self.quarters += share
@@ -82,10 +109,13 @@ class ControlSteering:
         self._guesses.append(np.concatenate([onsets[best : best + 1], pitch_classes[best]]))
         return best
 
-    def settle(self, written: list[np.ndarray], bar_quarters: float) -> None:
+    def settle(self, written: list[np.ndarray], bar_quarters: float, grids: list[np.ndarray] | None = None) -> None:
         """Swap the guesses for the bar just drawn for what it wrote: its tracks' (13,)
-        `phrase_facts` in slot order, and its length in quarter notes. A silent bar adds no
-        time, as the extractor's density leaves empty bars out."""
+        `phrase_facts` in slot order, its length in quarter notes, and its tracks' (C,)
+        `onset_cells` (when the critic predicts them). A silent bar adds no time, as the
+        extractor's density leaves empty bars out."""
+        for track, grid in enumerate(grids or []):
+            self.grids[track] = grid if grid.any() else None
         for guess, facts in zip(self._guesses, written, strict=True):
             self.onsets += facts[0] - guess[0]
             self.pitch_classes += facts[1:] - guess[1:]

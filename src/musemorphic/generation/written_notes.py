@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from musemorphic.data.augment import DRUM_PROGRAM
-from musemorphic.data.bar_timing import TimedNote, bar_notes, bar_ticks
+from musemorphic.data.bar_timing import POSITIONS_PER_BEAT, TimedNote, bar_notes, bar_ticks, beat_ticks
 from musemorphic.data.tokenizer import PhraseTokenizer
 
 TPQ = 480  # ticks per quarter note of generated files
@@ -37,3 +37,17 @@ def phrase_facts(tokenizer: PhraseTokenizer, bar: list[int] | None, program: int
         if program != DRUM_PROGRAM:
             facts[1 + note.pitch % 12] += max(note.duration, 1) / TPQ
     return facts
+
+
+def onset_cells(tokenizer: PhraseTokenizer, bar: list[int] | None, program: int, cells: int, bar_length: int | None = None) -> np.ndarray:
+    """(cells,) 1 where a `written_notes` note of a decoded bar starts, 0 elsewhere: cells of a
+    quarter of a beat, as the groove metric's grid (`music_metrics.onset_grid`), the first
+    `cells` of the bar only. Nothing for an ungrammatical (None) or wrong-kind bar."""
+    grid = np.zeros(cells)
+    if bar is None or not fits_track(tokenizer, bar, program):
+        return grid
+    time_signature, _ = bar_notes(tokenizer.token_names(bar), TPQ)
+    cell = beat_ticks(TPQ, time_signature[1]) // POSITIONS_PER_BEAT
+    starts = np.array([note.start // cell for note in written_notes(tokenizer, bar, bar_length)], dtype=np.int64)
+    grid[starts[starts < cells]] = 1
+    return grid

@@ -8,7 +8,9 @@ draw several candidate latents from the prior and keep the one that brings the p
 closest to the requested density or key (`generation/steering.py`) without decoding each.
 The outputs are log-means, learnt by a Poisson likelihood, so the predictions are unbiased
 means (a squared error on log1p targets predicts below the mean, so too few onsets, and
-steering then overshot the density it aimed at).
+steering then overshot the density it aimed at). With `onset_cells` > 0 it also predicts,
+for each of the bar's first cells (a quarter of a beat each), the probability that a note
+starts there: the bar's rhythm, which steering keeps close to the track's previous bar.
 
 Glossary: N latents, Z latent width, H hidden width.
 """
@@ -34,12 +36,14 @@ class PhraseCriticConfig(JsonConfig):
     n_layers: int = 2
     density_thresholds: list[float] = field(default_factory=lambda: list(DEFAULT_DENSITY_THRESHOLDS))  # of its training data
     key_normalized: bool = True  # trained on latents of songs moved to C major / A minor, as the prior's
+    onset_cells: int = 0  # cells of the onset grid predicted (0: none, as critics before session 16)
 
 
 @dataclass
 class PhraseFacts:
     onsets: torch.Tensor  # (N,) notes started in the bar
     pitch_classes: torch.Tensor  # (N, 12) quarter notes each pitch class sounds
+    onset_grid: torch.Tensor | None = None  # (N, C) probability that a note starts in each cell; None: not predicted
 
 
 class PhraseCritic(nn.Module):
@@ -51,13 +55,15 @@ class PhraseCritic(nn.Module):
         for _ in range(c.n_layers):
             layers += [nn.Linear(width, c.d_hidden), nn.GELU()]
             width = c.d_hidden
-        self.net = nn.Sequential(*layers, nn.Linear(width, N_TARGETS))
+        self.net = nn.Sequential(*layers, nn.Linear(width, N_TARGETS + c.onset_cells))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        """Latents (N, Z) -> log of the predicted means (N, 13)."""
+        """Latents (N, Z) -> log of the predicted means (N, 13), then the onset grid's logits (N, C)."""
         return self.net(z)
 
     @torch.no_grad()
     def predict(self, z: torch.Tensor) -> PhraseFacts:
-        out = self(z.float()).clamp(max=MAX_LOG_MEAN).exp()
-        return PhraseFacts(onsets=out[:, 0], pitch_classes=out[:, 1:])
+        out = self(z.float())
+        means = out[:, :N_TARGETS].clamp(max=MAX_LOG_MEAN).exp()
+        grid = out[:, N_TARGETS:].sigmoid() if self.config.onset_cells else None
+        return PhraseFacts(onsets=means[:, 0], pitch_classes=means[:, 1:], onset_grid=grid)
