@@ -8,7 +8,8 @@ often the Krumhansl-Schmuckler key of the predicted pitch classes equals that of
 written ones (phrases with pitched notes); for a critic with an onset grid, the share of grid
 cells it predicts right (probability above 0.5 where a note starts) against always predicting
 none, and its mean expected Hamming distance (the groove steering's measure) to the written
-grid against the written grids' own to the next phrase's.
+grid against the written grids' own to the next phrase's in the sample (drawn at random, then
+sorted, so often of one song).
 
     OMP_NUM_THREADS=1 python benchmarks/phrase_critic_quality.py --codec runs/phrase_vae_small/checkpoint \
         --critic runs/phrase_critic/checkpoint --data data/pop909

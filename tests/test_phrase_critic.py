@@ -12,7 +12,7 @@ from musemorphic.data import controls as ctl
 from musemorphic.generation import generate as generate_module
 from musemorphic.generation.generate import MusicGenerator, Request
 from musemorphic.generation.steering import ControlSteering, SteeringTarget, density_target, grid_distance
-from musemorphic.generation.written_notes import onset_cells, phrase_facts
+from musemorphic.generation.written_notes import bar_cells, onset_cells, phrase_facts
 from musemorphic.models.phrase_critic import PhraseCritic, PhraseCriticConfig, PhraseFacts
 from musemorphic.training.latent_mamba import build_latent_mamba
 from musemorphic.training.loop import TrainConfig, train
@@ -84,6 +84,22 @@ def test_grid_distance_is_the_expected_hamming_share():
     grids = np.array([[1, 0, 1, 0], [0.5, 0.5, 0.5, 0.5], [0, 1, 0, 1]])
     np.testing.assert_allclose(grid_distance(grids, np.array([1.0, 0, 1, 0])), [0, 0.5, 1])
     np.testing.assert_allclose(grid_distance(grids[:1], np.array([0.5, 0.5, 0.5, 0.5])), [0.5])
+    np.testing.assert_allclose(grid_distance(grids, np.array([1.0, 1, 1, 1]), cells=2), [0.5, 0.5, 0.5])  # a shorter bar's cells
+    assert [bar_cells(ts) for ts in ((4, 4), (3, 4), (6, 8), (2, 2))] == [16, 12, 24, 8]  # as music_metrics.onset_grid's
+
+
+def test_groove_steering_measures_a_bar_over_its_own_cells():
+    late = np.zeros((2, 16))
+    late[:, 0] = 1
+    late[1, 12:] = 0.9  # a 3/4 bar has no cells 12-15: the critic's guesses there do not count
+    critic = TableCritic([1, 1], np.zeros((2, 12)), late)
+    steering = ControlSteering(critic, SteeringTarget(groove=True), n_tracks=1)
+    steering.choose(torch.zeros(1, 1))
+    steering.settle([np.zeros(13)], 3, [np.eye(16)[0]], bar_cells=12)
+    assert steering.bar_cells == 12
+    assert steering.choose(torch.tensor([[1.0], [0.0]])) == 0  # both repeat the 3/4 bar: the first
+    steering.settle([np.zeros(13)], 4, [np.eye(16)[0]], bar_cells=16)
+    assert steering.choose(torch.tensor([[1.0], [0.0]])) == 1  # in 4/4 they count
 
 
 GROOVES = np.array([[1, 0, 1, 0], [1, 1, 1, 1], [1, 0, 1, 1], [0, 0, 0, 0]], dtype=float)  # candidate i's predicted onset grid
@@ -126,11 +142,13 @@ def test_groove_steering_leaves_silence_to_the_prior():
     steering.choose(candidates[:1])
     steering.settle([np.zeros(13)] * 3, 4)
     assert steering.choose(candidates[[1, 0, 2]], torch.tensor([False, True, False])) == 2  # a silent draw is not chosen for its rhythm
-    with_density = ControlSteering(critic, SteeringTarget(density=0.5, groove=True), n_tracks=1)
-    with_density.choose(candidates[:1])
-    with_density.settle([np.concatenate([[2], np.zeros(12)])], 4, [GROOVES[0]])
-    # 2 onsets wanted: 1111 (4) misses by 2 and its rhythm by 0.5; 1011 (3) by 1 and 0.25; silent (0) by 2 and nothing
-    assert with_density.choose(candidates[[1, 2, 3]], torch.tensor([False, False, True])) == 1
+    for groove, expected in ((True, 1), (False, 0)):
+        with_density = ControlSteering(critic, SteeringTarget(density=0.625, groove=groove), n_tracks=1)
+        with_density.choose(candidates[:1])
+        with_density.settle([np.concatenate([[2], np.zeros(12)])], 4, [GROOVES[0]])
+        # 3 more onsets wanted: 1111 (4 onsets) and 1010 (2) miss by 1 each, a tie that rhythm breaks (1111 is 0.5 off
+        # the last bar's 1010, 1010 is not), or, without groove steering, the first draw wins; silent (0) misses by 3
+        assert with_density.choose(candidates[[1, 0, 3]], torch.tensor([False, False, True])) == expected
 
 
 def test_density_steering_keeps_the_running_count_on_target():
@@ -220,6 +238,17 @@ def test_a_critic_learns_the_onset_grid_beside_the_counts(tmp_path):
     assert predicted.onset_grid.shape == (512, 4) and ((predicted.onset_grid > 0.5).numpy() == grids).mean() > 0.95
     assert np.corrcoef(predicted.onsets.numpy(), facts[:, 0])[0, 1] > 0.9
     assert PhraseCritic(PhraseCriticConfig(d_latent=8)).predict(torch.zeros(2, 8)).onset_grid is None
+    with pytest.raises(ValueError, match="4 onset cells learns 17 facts"):
+        PhraseCriticTask(model, latents, facts[:, :13], batch_size=64, seed=0, codec_config={})
+
+
+def test_a_critic_saved_before_onset_grids_loads_strictly():
+    old = {"d_latent": 8, "d_hidden": 16, "n_layers": 2, "density_thresholds": [1.0, 2.0], "key_normalized": True}  # no onset_cells
+    torch.manual_seed(0)
+    weights = PhraseCritic(PhraseCriticConfig(**old)).state_dict()
+    critic = PhraseCritic(PhraseCriticConfig.from_dict(old))
+    critic.load_state_dict(weights, strict=True)
+    assert critic.config.onset_cells == 0 and critic.net[-1].out_features == 13
 
 
 @pytest.fixture(scope="module")
@@ -263,7 +292,7 @@ def test_a_denser_request_keeps_draws_the_critic_finds_denser(untrained, monkeyp
         critic.net[0].weight[0, 0] = 1.0
         critic.net[2].weight[0, 0] = 1.0
     steered = MusicGenerator(untrained.codec, untrained.tokenizer, untrained.prior, [0, 33], critic=critic, candidates=8)
-    def as_guessed(self, written, bar_quarters, grids=None):  # as if every bar wrote what the critic said
+    def as_guessed(self, written, bar_quarters, grids=None, bar_cells=None):  # as if every bar wrote what the critic said
         self._guesses, self._guessed_quarters = [], 0.0
 
     monkeypatch.setattr(ControlSteering, "settle", as_guessed)
@@ -293,9 +322,9 @@ def test_a_steered_run_settles_every_bar_at_its_written_length_and_repeats(untra
     settled = []
     settle = ControlSteering.settle
 
-    def spy(self, written, bar_quarters, grids=None):
+    def spy(self, written, bar_quarters, grids=None, bar_cells=None):
         settled.append((len(written), bar_quarters))
-        settle(self, written, bar_quarters, grids)
+        settle(self, written, bar_quarters, grids, bar_cells)
 
     monkeypatch.setattr(ControlSteering, "settle", spy)
     request = Request(bars=3, seed=5, density="medium", key="E minor", time_signature="3/4")
@@ -311,12 +340,22 @@ def test_groove_steering_is_on_by_default_with_a_critic_of_onset_grids(untrained
     assert grooved.steering(Request(), 2).target == SteeringTarget(groove=True, groove_distance=0.125)
     assert grooved.steering(Request(density="low"), 2).target.groove
     three = MusicGenerator(untrained.codec, untrained.tokenizer, untrained.prior, [0, 33], critic=critic, groove_draws=3)
-    assert three.draws(three.steering(Request(), 2)) == 3 and three.draws(three.steering(Request(key="C"), 2)) == 8  # `candidates`
+    assert three.draws_per_slot(three.steering(Request(), 2)) == 3
+    assert three.draws_per_slot(three.steering(Request(key="C"), 2)) == 8  # `candidates`
     request = Request(bars=4, seed=3)
     plain = _latents(untrained, request, monkeypatch)
     off = MusicGenerator(untrained.codec, untrained.tokenizer, untrained.prior, [0, 33], critic=critic, groove_draws=1)
     assert off.steering(request, 2) is None and torch.equal(_latents(off, request, monkeypatch), plain)
-    assert not torch.equal(_latents(grooved, request, monkeypatch), plain)
+    with torch.no_grad():  # onset grid: sigmoid(4 gelu(gelu(z[0]))) in even cells, its complement in odd ones
+        for p in critic.parameters():
+            p.zero_()
+        critic.net[0].weight[0, 0] = critic.net[2].weight[0, 0] = 1.0
+        critic.net[-1].weight[13:, 0] = torch.tensor([4.0, -4.0] * 8)
+    chosen, choose = [], ControlSteering.choose
+    monkeypatch.setattr(ControlSteering, "choose", lambda self, *args: chosen.append(choose(self, *args)) or chosen[-1])
+    monkeypatch.setattr(ControlSteering, "settle", lambda self, *args: setattr(self, "_guesses", []))  # the guessed grids stand
+    _latents(grooved, request, monkeypatch)
+    assert len(chosen) == 8 and any(chosen[2:])  # one choice per slot; after the first bar, not always the prior's first draw
     with pytest.raises(ValueError, match="groove_draws"):
         MusicGenerator(untrained.codec, untrained.tokenizer, untrained.prior, [0, 33], critic=critic, groove_draws=0)
     with pytest.raises(ValueError, match="groove_distance"):

@@ -31,9 +31,11 @@ def generate(
     codec: Optional[Path] = typer.Option(None, help="PhraseVAE checkpoint (default: the shipped one)."),
     prior: Optional[Path] = typer.Option(None, help="LatentMamba checkpoint (default: the shipped one)."),
     critic: Optional[Path] = typer.Option(
-        None, help="PhraseCritic checkpoint that steers --density and --key (default: the shipped one with the shipped codec)."
+        None, help="PhraseCritic checkpoint that steers --density, --key and each track's rhythm (default: the shipped one with the shipped codec)."
     ),
-    candidates: int = typer.Option(8, min=1, help="Prior draws per slot the critic chooses from for --density or --key (1: no steering)."),
+    candidates: int = typer.Option(
+        8, min=1, help="Prior draws per slot the critic chooses from for --density or --key (1: no density or key steering)."
+    ),
     groove_draws: int = typer.Option(
         8, min=1, help="Prior draws per slot the critic chooses from to steer each track's rhythm, when nothing else is "
         "steered (1: off; needs a critic that predicts onset grids, as the shipped one)."

@@ -41,7 +41,7 @@ from musemorphic.generation.midi_writer import StreamingMidiWriter
 from musemorphic.generation.phrase_codec import decode_bars, encode_bars, note_ends, pitch_groups
 from musemorphic.generation.scale_lock import outside_notes, scale_logit_bias
 from musemorphic.generation.steering import ControlSteering, SteeringTarget, density_target
-from musemorphic.generation.written_notes import TPQ, fits_track, onset_cells, phrase_facts, written_notes
+from musemorphic.generation.written_notes import TPQ, bar_cells, fits_track, onset_cells, phrase_facts, written_notes
 from musemorphic.models.latent_mamba import LatentMamba
 from musemorphic.models.phrase_critic import PhraseCritic
 from musemorphic.models.phrase_vae import PhraseVAE, learned_from
@@ -224,7 +224,7 @@ class MusicGenerator:
             target.density = density_target(ctl.parse_density(request.density), tuple(self.critic.config.density_thresholds))
         return ControlSteering(self.critic, target, n_tracks, bar_quarters)
 
-    def draws(self, steering: ControlSteering) -> int:
+    def draws_per_slot(self, steering: ControlSteering) -> int:
         """Prior draws per slot for a steering: `candidates` for a density or key, else `groove_draws`."""
         controls = steering.target.density is not None or steering.target.key is not None
         return self.candidates if controls else self.groove_draws
@@ -306,7 +306,7 @@ class MusicGenerator:
         time_signature = requested_ts or layout.time_signature or (4, 4)  # of the last decoded chunk's last bar: a silent slot's empty bar
         bias, groups = self.decoding_bias(layout.frame_key), self.draw_groups(layout.frame_key)
         chunk, index = (1 if steering else self.bars_per_batch(len(programs))), 0  # steering settles bar by bar
-        draws = self.draws(steering) if steering else 1
+        draws = self.draws_per_slot(steering) if steering else 1
         while request.bars is None or index < request.bars:
             n_bars = chunk if request.bars is None else min(chunk, request.bars - index)
             latents, silent = [], []  # (n_bars * n_tracks) x (Z,), and whether the prior drew the slot silent
@@ -340,7 +340,7 @@ class MusicGenerator:
                     written = [phrase_facts(self.tokenizer, p, program, length) for p, program in zip(phrases, programs)]
                     cells = self.critic.config.onset_cells
                     grids = [onset_cells(self.tokenizer, p, program, cells, length) for p, program in zip(phrases, programs)] if cells else None
-                    steering.settle(written, length / TPQ, grids)
+                    steering.settle(written, length / TPQ, grids, bar_cells(bar.time_signature))
                 yield bar
                 index += 1
 

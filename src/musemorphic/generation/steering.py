@@ -1,12 +1,13 @@
-"""Steering a piece towards a requested density or key with a PhraseCritic.
+"""Steering a piece towards a requested density or key, and each track's rhythm, with a PhraseCritic.
 
 The prior learned little from its density and mode controls (BENCHMARKS.md), so the
-generator also steers: at every slot it draws `candidates` latents from the prior's
-predicted mixture, the critic predicts what each will write (onsets, time per pitch class),
-and the candidate that keeps the piece closest to the request is kept and fed back to the
-prior. The music stays the prior's (every candidate is one of its samples, a silent bar when
-its silence head draws one); the request only chooses among them. What the steering tracks
-is what the control extractor measures:
+generator also steers: at every slot it draws several latents from the prior's predicted
+mixture (`candidates` for a request, `groove_draws` for the rhythm alone), the critic
+predicts what each will write (onsets, time per pitch class, onset grid), and the candidate
+that keeps the piece closest to the request is kept and fed back to the prior. The music
+stays the prior's (every candidate is one of its samples, a silent bar when its silence head
+draws one); the request only chooses among them. What the steering tracks is what the
+control extractor and the groove metric measure:
 
 * density: onsets per quarter note over all tracks, empty bars left out. The running onset
   count is kept near `target x quarters so far`, a bar's quarters shared equally among its
@@ -17,8 +18,8 @@ is what the control extractor measures:
 * groove (with a critic that predicts onset grids): real songs repeat a track's rhythm from bar
   to bar more than the prior's draws do (BENCHMARKS.md, "Groove steering"). A sounding candidate
   scores by how far the expected share of grid cells in which its onsets differ from the
-  track's previous bar's (the groove metric's distance) lies from `groove_distance`, when that
-  bar sounded. Alone, groove steering keeps the prior's own choice of silence (its first
+  track's previous bar's (the groove metric's distance, over the bar's own cells, at most
+  the critic's) lies from `groove_distance`, when that bar sounded. Alone, groove steering keeps the prior's own choice of silence (its first
   draw's) and picks the best of the sounding draws; beside a density or key request it adds
   each sounding draw's score beyond the best one's.
 
@@ -55,9 +56,11 @@ class SteeringTarget:
     groove_distance: float = 0.0  # the grid distance from the previous bar aimed at
 
 
-def grid_distance(grids: np.ndarray, previous: np.ndarray) -> np.ndarray:
+def grid_distance(grids: np.ndarray, previous: np.ndarray, cells: int | None = None) -> np.ndarray:
     """Expected share of cells in which onset grids (K, C) of probabilities differ from a
-    previous grid (C,) of probabilities: the groove metric's Hamming distance, in expectation."""
+    previous grid (C,) of probabilities: the groove metric's Hamming distance, in expectation,
+    over the first `cells` (a bar's own cells; default: all C)."""
+    grids, previous = grids[:, :cells], previous[:cells]
     return (grids * (1 - previous) + (1 - grids) * previous).mean(axis=1)
 
 
@@ -70,6 +73,7 @@ class ControlSteering:
         self.quarters = 0.0  # of the non-empty bars so far, as the extractor's density counts them
         self.pitch_classes = np.zeros(12)
         self.bar_quarters = bar_quarters  # the length guessed for the bar being drawn: the last written one's
+        self.bar_cells: int | None = None  # onset-grid cells of the last written bar (None: all the critic's)
         self._guesses: list[np.ndarray] = []  # (13,) critic facts of the slots not yet settled
         self._guessed_quarters = 0.0
         self.grids: list[np.ndarray | None] = [None] * n_tracks  # (C,) each track's last bar's onsets; None: silent
@@ -95,13 +99,14 @@ class ControlSteering:
             cost -= correlations[:, self.target.key] - others
         previous = self.grids[track]
         if self.target.groove and grids is not None and previous is not None and not quiet.all():
-            distance = np.where(quiet, np.inf, np.abs(grid_distance(grids, previous) - self.target.groove_distance))
+            distance = grid_distance(grids, previous, self.bar_cells)
+            distance = np.where(quiet, np.inf, np.abs(distance - self.target.groove_distance))
             if self.target.density is None and self.target.key is None:
                 cost = np.zeros(len(cost)) if quiet[0] else distance  # the prior's own choice of silence
             else:
                 cost += np.where(quiet, 0.0, distance - distance.min())
         best = int(np.argmin(cost))  # ties: the first, i.e. the prior's first draw
-        self.grids[track] = None if quiet[best] or grids is None else grids[best]
+        self.grids[track] = None if quiet[best] or grids is None else grids[best]  # a guess until `settle`
         self.onsets += onsets[best]
         self.pitch_classes += pitch_classes[best]
         self.quarters += share
@@ -109,13 +114,17 @@ class ControlSteering:
         self._guesses.append(np.concatenate([onsets[best : best + 1], pitch_classes[best]]))
         return best
 
-    def settle(self, written: list[np.ndarray], bar_quarters: float, grids: list[np.ndarray] | None = None) -> None:
+    def settle(
+        self, written: list[np.ndarray], bar_quarters: float, grids: list[np.ndarray] | None = None, bar_cells: int | None = None
+    ) -> None:
         """Swap the guesses for the bar just drawn for what it wrote: its tracks' (13,)
         `phrase_facts` in slot order, its length in quarter notes, and its tracks' (C,)
-        `onset_cells` (when the critic predicts them). A silent bar adds no time, as the
-        extractor's density leaves empty bars out."""
+        `onset_cells` with the bar's own number of cells (when the critic predicts them). A
+        silent bar adds no time, as the extractor's density leaves empty bars out."""
         for track, grid in enumerate(grids or []):
             self.grids[track] = grid if grid.any() else None
+        if grids is not None:
+            self.bar_cells = bar_cells
         for guess, facts in zip(self._guesses, written, strict=True):
             self.onsets += facts[0] - guess[0]
             self.pitch_classes += facts[1:] - guess[1:]

@@ -39,6 +39,11 @@ def phrase_facts(tokenizer: PhraseTokenizer, bar: list[int] | None, program: int
     return facts
 
 
+def bar_cells(time_signature: tuple[int, int]) -> int:
+    """Cells of a bar's onset grid: a quarter of a beat each, as the groove metric's."""
+    return bar_ticks(TPQ, time_signature) // (beat_ticks(TPQ, time_signature[1]) // POSITIONS_PER_BEAT)
+
+
 def onset_cells(tokenizer: PhraseTokenizer, bar: list[int] | None, program: int, cells: int, bar_length: int | None = None) -> np.ndarray:
     """(cells,) 1 where a `written_notes` note of a decoded bar starts, 0 elsewhere: cells of a
     quarter of a beat, as the groove metric's grid (`music_metrics.onset_grid`), the first

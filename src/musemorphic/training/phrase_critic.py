@@ -84,6 +84,9 @@ class PhraseCriticTask:
     onset grid's binary cross-entropy (per cell) for a critic that predicts one."""
 
     def __init__(self, model: PhraseCritic, latents: np.ndarray, facts: np.ndarray, batch_size: int, seed: int, codec_config: dict):
+        columns = N_TARGETS + model.config.onset_cells
+        if facts.shape[1] != columns:
+            raise ValueError(f"a critic with {model.config.onset_cells} onset cells learns {columns} facts per phrase, got {facts.shape[1]}")
         self.model, self.batch_size, self.seed = model, batch_size, seed
         self.latents = torch.from_numpy(latents)
         self.targets = torch.from_numpy(facts)
