@@ -6,8 +6,10 @@ import dataclasses
 
 import numpy as np
 import pytest
+import symusic
 import torch
 
+import midi_factory
 from musemorphic.data import controls as ctl
 from musemorphic.generation import generate as generate_module
 from musemorphic.generation.generate import MusicGenerator, Request
@@ -360,3 +362,16 @@ def test_groove_steering_is_on_by_default_with_a_critic_of_onset_grids(untrained
         MusicGenerator(untrained.codec, untrained.tokenizer, untrained.prior, [0, 33], critic=critic, groove_draws=0)
     with pytest.raises(ValueError, match="groove_distance"):
         MusicGenerator(untrained.codec, untrained.tokenizer, untrained.prior, [0, 33], critic=critic, groove_distance=1.5)
+
+
+def test_a_continuation_steers_its_first_bar_from_the_prompts_last(untrained, tmp_path, monkeypatch):
+    critic = PhraseCritic(PhraseCriticConfig(d_latent=8, d_hidden=16, onset_cells=16))
+    grooved = MusicGenerator(untrained.codec, untrained.tokenizer, untrained.prior, [0, 33], critic=critic)
+    prompt = tmp_path / "prompt.mid"
+    symusic.Score.from_midi(midi_factory.simple_song(n_bars=4)).dump_midi(str(prompt))  # a melody, and a chord held each whole bar
+    seen, choose = [], ControlSteering.choose
+    monkeypatch.setattr(ControlSteering, "choose", lambda self, *args: seen.append((list(self.grids), self.bar_cells)) or choose(self, *args))
+    list(grooved.bars(Request(bars=1, prompt=prompt)))
+    grids, cells = seen[0]  # what the first generated slot is steered from
+    assert cells == 16 and all(g is not None for g in grids)
+    assert any(np.array_equal(g, np.eye(16)[0]) for g in grids)  # the chords' last bar: one onset, on the downbeat

@@ -97,6 +97,7 @@ class Layout:
     prompt_tempo: float | None  # BPM
     time_signature: tuple[int, int] | None  # the prompt's last bar's
     frame_key: int  # the key the prior writes in (-1: unknown), which a scale lock keeps to
+    prompt_last_bar: list[list[int]] | None = None  # the prompt's last bar, base ids per track: the rhythm to go on from
 
 
 class MusicGenerator:
@@ -262,8 +263,9 @@ class MusicGenerator:
         """What a request resolves to before any bar is drawn (the prompt is read and encoded here)."""
         if request.prompt is None:
             programs, latents, prompt_key, prompt_tempo, prompt_ts = request.programs or self.default_programs, None, None, None, None
+            last_bar = None
         else:
-            latents, programs, prompt_key, prompt_tempo, prompt_ts = self._prompt_latents(request.prompt)
+            latents, programs, prompt_key, prompt_tempo, prompt_ts, last_bar = self._prompt_latents(request.prompt)
         if self.prior.config.key_normalized:
             # C major (or its relative A minor): the frame every output key is moved from. A prompt of
             # unknown key stays as it is, so it has no scale to lock to, unless a key is requested
@@ -271,7 +273,7 @@ class MusicGenerator:
             frame_key = -1 if prompt_key == -1 and not request.key else MAJOR_TONIC
         else:
             frame_key = ctl.parse_key(request.key) if request.key else (-1 if prompt_key is None else prompt_key)
-        return Layout(programs, latents, self._output_shift(request, prompt_key), prompt_tempo, prompt_ts, frame_key)
+        return Layout(programs, latents, self._output_shift(request, prompt_key), prompt_tempo, prompt_ts, frame_key, last_bar)
 
     def _output_shift(self, request: Request, prompt_key: int | None) -> int:
         """0 unless the prior is key-normalised; then to the requested key, else the prompt's,
@@ -303,6 +305,9 @@ class MusicGenerator:
         requested_ts = ctl.parse_time_signature(request.time_signature) if request.time_signature else None
         bar_quarters = 4 * requested_ts[0] / requested_ts[1] if requested_ts else 4.0
         steering = self.steering(request, len(programs), bar_quarters)
+        if steering is not None and layout.prompt_last_bar is not None and self.critic.config.onset_cells:
+            ts = layout.time_signature or (4, 4)
+            steering.hear(self._written_grids(layout.prompt_last_bar, programs, bar_ticks(TPQ, ts)), bar_cells(ts))
         time_signature = requested_ts or layout.time_signature or (4, 4)  # of the last decoded chunk's last bar: a silent slot's empty bar
         bias, groups = self.decoding_bias(layout.frame_key), self.draw_groups(layout.frame_key)
         chunk, index = (1 if steering else self.bars_per_batch(len(programs))), 0  # steering settles bar by bar
@@ -338,8 +343,7 @@ class MusicGenerator:
                 if steering is not None:  # what the bar wrote, in the key frame, cut at its written length
                     length = bar_ticks(TPQ, bar.time_signature)
                     written = [phrase_facts(self.tokenizer, p, program, length) for p, program in zip(phrases, programs)]
-                    cells = self.critic.config.onset_cells
-                    grids = [onset_cells(self.tokenizer, p, program, cells, length) for p, program in zip(phrases, programs)] if cells else None
+                    grids = self._written_grids(phrases, programs, length) if self.critic.config.onset_cells else None
                     steering.settle(written, length / TPQ, grids, bar_cells(bar.time_signature))
                 yield bar
                 index += 1
@@ -357,6 +361,11 @@ class MusicGenerator:
             self.codec, self.tokenizer, z, logit_bias=bias, salvage=self.salvage, temperature=self.decode_temperature,
             uniforms=uniforms, top_p=self.decode_top_p, token_groups=groups, note_ends=self._note_ends,
         )
+
+    def _written_grids(self, phrases: list[list[int] | None], programs: list[int], length: int) -> list[np.ndarray]:
+        """Each track's (C,) `onset_cells` of a bar `length` ticks long, C the critic's."""
+        cells = self.critic.config.onset_cells
+        return [onset_cells(self.tokenizer, p, program, cells, length) for p, program in zip(phrases, programs)]
 
     def _empty_code(self, program: int, time_signature: tuple[int, int]) -> torch.Tensor:
         """The codec's latent (Z,) of an empty bar of this program and time signature (cached)."""
@@ -390,9 +399,10 @@ class MusicGenerator:
         return bar if shift == 0 else self.mover.transpose(bar, program, shift).tolist()
 
     @torch.no_grad()
-    def _prompt_latents(self, path: Path) -> tuple[torch.Tensor, list[int], int, float, tuple[int, int]]:
+    def _prompt_latents(self, path: Path) -> tuple[torch.Tensor, list[int], int, float, tuple[int, int], list[list[int]]]:
         """(n_bars, n_tracks, Z) codec latents of a MIDI prompt (in the prior's key frame), its
-        programs, its key (-1: unknown), its tempo in BPM and its last bar's time signature."""
+        programs, its key (-1: unknown), its tempo in BPM, its last bar's time signature and
+        that bar's base ids per track."""
         tok = self.tokenizer
         raw = load_score(path)
         score = tok.preprocess(raw)
@@ -407,7 +417,7 @@ class MusicGenerator:
         mu = encode_bars(self.codec, tok, bars, [t.program for t in song.tracks for _ in t.bars])
         grid = mu.view(len(programs), song.n_bars, -1).transpose(0, 1)  # (n_bars, n_tracks, Z)
         last_ts = _majority_time_signature(tok, [t.bars[-1] for t in song.tracks])
-        return grid.to(self.device), programs, key, tempo, last_ts
+        return grid.to(self.device), programs, key, tempo, last_ts, [t.bars[-1] for t in song.tracks]
 
     # ---- MIDI ----------------------------------------------------------------------
     def write(
