@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -375,3 +376,18 @@ def test_a_continuation_steers_its_first_bar_from_the_prompts_last(untrained, tm
     grids, cells = seen[0]  # what the first generated slot is steered from
     assert cells == 16 and all(g is not None for g in grids)
     assert any(np.array_equal(g, np.eye(16)[0]) for g in grids)  # the chords' last bar: one onset, on the downbeat
+
+
+def test_resuming_a_pre_grid_critic_run_with_a_grid_is_a_clear_error(tmp_path):
+    rng = np.random.default_rng(2)
+    latents = rng.normal(size=(64, 8)).astype(np.float32)
+    facts = np.abs(rng.normal(size=(64, 17))).astype(np.float32)
+    config = TrainConfig(out_dir=str(tmp_path), steps=2, lr=1e-3, warmup_steps=1, checkpoint_every=2, zclip=False)
+    train(PhraseCriticTask(PhraseCritic(PhraseCriticConfig(d_latent=8, d_hidden=16)), latents, facts[:, :13], 16, 0, {}), config)
+    saved = tmp_path / "checkpoint" / "config.json"
+    record = json.loads(saved.read_text())
+    del record["model"]["onset_cells"]  # as a run from before onset grids saved it
+    saved.write_text(json.dumps(record))
+    gridded = PhraseCriticTask(PhraseCritic(PhraseCriticConfig(d_latent=8, d_hidden=16, onset_cells=4)), latents, facts, 16, 0, {})
+    with pytest.raises(ValueError, match="its weights do not fit the model these options build"):
+        train(gridded, dataclasses.replace(config, steps=4))

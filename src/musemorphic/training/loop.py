@@ -140,7 +140,13 @@ def train(
     if checkpoint_exists(ckpt_dir):
         ckpt = load_checkpoint(ckpt_dir)
         _check_same_settings(ckpt_dir, ckpt.config, task.checkpoint_config())
-        model.load_state_dict(ckpt.weights, strict=True)
+        try:
+            model.load_state_dict(ckpt.weights, strict=True)
+        except RuntimeError as err:  # a setting newer than the checkpoint, absent from it, that changes the weights
+            raise ValueError(
+                f"{ckpt_dir}: its weights do not fit the model these options build; resume it with the options "
+                f"it began with, or train into a new folder ({str(err).splitlines()[0]})"
+            ) from err
         optimizer.load_state_dict(ckpt.optimizer_state)
         start_step = ckpt.step
         extra = ckpt.extra_state or {}
