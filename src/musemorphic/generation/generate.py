@@ -305,7 +305,7 @@ class MusicGenerator:
         requested_ts = ctl.parse_time_signature(request.time_signature) if request.time_signature else None
         bar_quarters = 4 * requested_ts[0] / requested_ts[1] if requested_ts else 4.0
         steering = self.steering(request, len(programs), bar_quarters)
-        if steering is not None and layout.prompt_last_bar is not None and self.critic.config.onset_cells:
+        if steering is not None and layout.prompt_last_bar is not None:
             ts = layout.time_signature or (4, 4)
             steering.hear(self._written_grids(layout.prompt_last_bar, programs, bar_ticks(TPQ, ts)), bar_cells(ts))
         time_signature = requested_ts or layout.time_signature or (4, 4)  # of the last decoded chunk's last bar: a silent slot's empty bar
@@ -343,7 +343,7 @@ class MusicGenerator:
                 if steering is not None:  # what the bar wrote, in the key frame, cut at its written length
                     length = bar_ticks(TPQ, bar.time_signature)
                     written = [phrase_facts(self.tokenizer, p, program, length) for p, program in zip(phrases, programs)]
-                    grids = self._written_grids(phrases, programs, length) if self.critic.config.onset_cells else None
+                    grids = self._written_grids(phrases, programs, length)
                     steering.settle(written, length / TPQ, grids, bar_cells(bar.time_signature))
                 yield bar
                 index += 1
@@ -362,9 +362,12 @@ class MusicGenerator:
             uniforms=uniforms, top_p=self.decode_top_p, token_groups=groups, note_ends=self._note_ends,
         )
 
-    def _written_grids(self, phrases: list[list[int] | None], programs: list[int], length: int) -> list[np.ndarray]:
-        """Each track's (C,) `onset_cells` of a bar `length` ticks long, C the critic's."""
+    def _written_grids(self, phrases: list[list[int] | None], programs: list[int], length: int) -> list[np.ndarray] | None:
+        """Each track's (C,) `onset_cells` of a bar `length` ticks long, C the critic's (None:
+        the critic predicts no onset grid)."""
         cells = self.critic.config.onset_cells
+        if not cells:
+            return None
         return [onset_cells(self.tokenizer, p, program, cells, length) for p, program in zip(phrases, programs)]
 
     def _empty_code(self, program: int, time_signature: tuple[int, int]) -> torch.Tensor:

@@ -114,11 +114,13 @@ class ControlSteering:
         self._guesses.append(np.concatenate([onsets[best : best + 1], pitch_classes[best]]))
         return best
 
-    def hear(self, grids: list[np.ndarray], bar_cells: int | None) -> None:
+    def hear(self, grids: list[np.ndarray] | None, bar_cells: int | None) -> None:
         """Take each track's (C,) written onset grid of the last bar, of `bar_cells` cells, as
-        the rhythm its next bar is steered from (an empty grid: silent, nothing to keep)."""
-        self.grids = [grid if grid.any() else None for grid in grids]
-        self.bar_cells = bar_cells
+        the rhythm its next bar is steered from (an empty grid: silent, nothing to keep; None:
+        no grids, as from a critic that predicts none: the guesses stand)."""
+        if grids is not None:
+            self.grids = [grid if grid.any() else None for grid in grids]
+            self.bar_cells = bar_cells
 
     def settle(
         self, written: list[np.ndarray], bar_quarters: float, grids: list[np.ndarray] | None = None, bar_cells: int | None = None
@@ -127,8 +129,7 @@ class ControlSteering:
         `phrase_facts` in slot order, its length in quarter notes, and its tracks' (C,)
         `onset_cells` with the bar's own number of cells (when the critic predicts them). A
         silent bar adds no time, as the extractor's density leaves empty bars out."""
-        if grids is not None:
-            self.hear(grids, bar_cells)
+        self.hear(grids, bar_cells)
         for guess, facts in zip(self._guesses, written, strict=True):
             self.onsets += facts[0] - guess[0]
             self.pitch_classes += facts[1:] - guess[1:]

@@ -20,9 +20,14 @@ def fits_track(tokenizer: PhraseTokenizer, bar: list[int], program: int) -> bool
 def written_notes(tokenizer: PhraseTokenizer, bar: list[int], bar_length: int | None = None) -> list[TimedNote]:
     """The notes of a grammatical bar that the generator writes: those starting inside the bar
     (`bar_length` ticks; default: the length of the bar's own time signature)."""
+    return _written_bar(tokenizer, bar, bar_length)[1]
+
+
+def _written_bar(tokenizer: PhraseTokenizer, bar: list[int], bar_length: int | None) -> tuple[tuple[int, int], list[TimedNote]]:
+    """A grammatical bar's time signature and `written_notes`, from one parse."""
     time_signature, notes = bar_notes(tokenizer.token_names(bar), TPQ)
     length = bar_length if bar_length is not None else bar_ticks(TPQ, time_signature)
-    return [note for note in notes if note.start < length]
+    return time_signature, [note for note in notes if note.start < length]
 
 
 def phrase_facts(tokenizer: PhraseTokenizer, bar: list[int] | None, program: int, bar_length: int | None = None) -> np.ndarray:
@@ -41,7 +46,12 @@ def phrase_facts(tokenizer: PhraseTokenizer, bar: list[int] | None, program: int
 
 def bar_cells(time_signature: tuple[int, int]) -> int:
     """Cells of a bar's onset grid: a quarter of a beat each, as the groove metric's."""
-    return bar_ticks(TPQ, time_signature) // (beat_ticks(TPQ, time_signature[1]) // POSITIONS_PER_BEAT)
+    return bar_ticks(TPQ, time_signature) // _cell_ticks(time_signature)
+
+
+def _cell_ticks(time_signature: tuple[int, int]) -> int:
+    """Ticks of one onset-grid cell: a quarter of the time signature's beat."""
+    return beat_ticks(TPQ, time_signature[1]) // POSITIONS_PER_BEAT
 
 
 def onset_cells(tokenizer: PhraseTokenizer, bar: list[int] | None, program: int, cells: int, bar_length: int | None = None) -> np.ndarray:
@@ -51,8 +61,7 @@ def onset_cells(tokenizer: PhraseTokenizer, bar: list[int] | None, program: int,
     grid = np.zeros(cells)
     if bar is None or not fits_track(tokenizer, bar, program):
         return grid
-    time_signature, _ = bar_notes(tokenizer.token_names(bar), TPQ)
-    cell = beat_ticks(TPQ, time_signature[1]) // POSITIONS_PER_BEAT
-    starts = np.array([note.start // cell for note in written_notes(tokenizer, bar, bar_length)], dtype=np.int64)
+    time_signature, notes = _written_bar(tokenizer, bar, bar_length)
+    starts = np.array([note.start // _cell_ticks(time_signature) for note in notes], dtype=np.int64)
     grid[starts[starts < cells]] = 1
     return grid
