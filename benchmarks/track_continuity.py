@@ -5,7 +5,10 @@ bars with every track merged, so it cannot say which track breaks the groove, or
 script measures each track on its own (by its index in the song; POP909 and the shipped
 layout both have three tracks): the share of its bars that sound, how often it switches
 between sounding and silent from one bar to the next, and the Hamming distance (share of
-cells) between the onset grids of consecutive bars that both sound.
+cells) between the onset grids of consecutive bars that both sound: its mean, quartiles and
+share of exact repeats. Beside them, with every track merged, the share of 8-bar windows
+whose groove consistency is 0.95 or more. The real songs are the `--split` of the dataset
+(test by default; valid to choose settings by).
 
     cd benchmarks && OMP_NUM_THREADS=1 python track_continuity.py --data ../data/pop909 \
         --pieces shipped=../runs/bench_generation_report_final/pieces
@@ -22,7 +25,7 @@ import numpy as np
 from common import machine
 from musemorphic.data.dataset import PhraseDataset
 from musemorphic.evaluation.generation_report import read_tracks
-from musemorphic.evaluation.music_metrics import Bar, onset_grid, song_bars
+from musemorphic.evaluation.music_metrics import Bar, groove_consistency, onset_grid, song_bars, windows
 
 
 def track_figures(tracks: list[list[Bar]]) -> dict[str, float]:
@@ -38,6 +41,8 @@ def track_figures(tracks: list[list[Bar]]) -> dict[str, float]:
         "sounding_share": round(float(np.mean(sounding)), 3),
         "switch_rate": round(float(np.mean(switches)), 3),
         "hamming_between_sounding_bars": round(float(np.mean(distances)), 3),
+        "hamming_quartiles": [round(float(q), 3) for q in np.quantile(distances, [0.25, 0.5, 0.75])],
+        "exact_repeats": round(float(np.mean(np.asarray(distances) == 0)), 3),
         "bars": len(sounding),
     }
 
@@ -48,18 +53,22 @@ def per_track(songs: list[list[tuple[int, list[list[int]]]]], tokenizer, n_track
     by_track = [[song_bars(tokenizer, [song[t]]) for song in kept] for t in range(n_tracks)]
     figures = {f"track {t}": track_figures(bars) for t, bars in enumerate(by_track)}
     figures["all tracks"] = track_figures([bars for track in by_track for bars in track])
-    return {"songs": len(kept), "songs_left_out": len(songs) - len(kept), "figures": figures}
+    grooves = np.array([groove_consistency(w) for song in kept for w in windows(song_bars(tokenizer, song))])
+    grooves = grooves[~np.isnan(grooves)]
+    return {"songs": len(kept), "songs_left_out": len(songs) - len(kept), "figures": figures,
+            "windows_groove_at_least_0.95": round(float(np.mean(grooves >= 0.95)), 3)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True, help="prepared dataset; its test split is the real music")
-    parser.add_argument("--pieces", action="append", required=True, help="NAME=FOLDER of generated MIDI pieces (repeatable)")
+    parser.add_argument("--data", type=Path, required=True, help="prepared dataset; its --split is the real music")
+    parser.add_argument("--split", choices=("test", "valid", "train"), default="test")
+    parser.add_argument("--pieces", action="append", default=[], help="NAME=FOLDER of generated MIDI pieces (repeatable)")
     parser.add_argument("--tracks", type=int, default=3)
     args = parser.parse_args()
-    test = PhraseDataset(args.data, split="test")
+    test = PhraseDataset(args.data, split=args.split)
     real = [test.song_tracks(int(song)) for song in test.song_indices]
-    results = {"real test songs": per_track(real, test.tokenizer, args.tracks)}
+    results = {f"real {args.split} songs": per_track(real, test.tokenizer, args.tracks)}
     for named in args.pieces:
         name, folder = named.split("=", 1)
         pieces = [read_tracks(test.tokenizer, path) for path in sorted(Path(folder).glob("*.mid"))]
