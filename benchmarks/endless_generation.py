@@ -4,8 +4,10 @@ against a token-level transformer with a KV cache generating the same bars.
 EVALUATION.md, "Endless generation": process RSS sampled every 500 bars (and at bar 100)
 of one run of `--bars` bars written to a streaming MIDI file; wall ms per bar (p50, p99)
 and the real-time factor (seconds of music / seconds of compute). The codec decodes
-about `decode_phrases` phrases (whole bars) per batch, so a bar's time is its chunk's time
-divided by the chunk's bars. Speed is measured for the model's default track layout and for one piano track. The baseline is a
+`MusicGenerator.bars_per_decode` bars per batch (about `decode_phrases` phrases, or one bar
+when steering or a scale lock with memory needs each bar written before the next is drawn),
+so a bar's time is its chunk's time divided by the chunk's bars; the drift figures are
+computed outside the timed stretches. Speed is measured for the model's default track layout and for one piano track. The baseline is a
 decoder-only transformer (the package's Pre-LN blocks with KV cache) of about the same
 parameter count as prior + codec, generating `tokens_per_bar` tokens per bar, where
 tokens_per_bar is the mean number of BPE tokens in a bar (all tracks) of the codec's data;
@@ -35,7 +37,7 @@ from torch import nn
 
 from common import machine
 from musemorphic.data.bar_timing import bar_ticks
-from musemorphic.evaluation.music_metrics import groove_consistency, pitch_class_entropy, song_bars
+from musemorphic.evaluation.music_metrics import groove_consistency, pitch_class_entropy, scale_consistency, song_bars, windows
 from musemorphic.generation.generate import TPQ, MusicGenerator, Request
 from musemorphic.nn.transformer import KVCache, Transformer
 
@@ -46,24 +48,28 @@ def rss_mb() -> float:
 
 def run_latent_mamba(generator: MusicGenerator, n_bars: int, seed: int, programs: list[int] | None = None) -> dict:
     times, rss, quarters = [], {}, 0.0
-    last = time.perf_counter()
-    chunk = generator.bars_per_batch(len(programs or generator.default_programs))
+    request = Request(bars=n_bars, seed=seed, programs=programs)
+    n_tracks = len(programs or generator.default_programs)
+    chunk = generator.bars_per_decode(n_tracks, generator.steering(request, n_tracks) is not None, generator.layout(request).frame_key)
     drift = Drift(generator.tokenizer, programs or generator.default_programs)
+    last, untimed = time.perf_counter(), 0.0
 
     def on_bar(bar) -> None:
-        nonlocal last, quarters
+        nonlocal last, quarters, untimed
+        start = time.perf_counter()
         drift.add(bar.phrases)
+        untimed += time.perf_counter() - start
         quarters += bar_ticks(TPQ, bar.time_signature) / TPQ
         done = bar.index + 1
         if done % chunk == 0 or done == n_bars:
             now = time.perf_counter()
-            times.extend([(now - last) / (done - len(times))] * (done - len(times)))
-            last = now
+            times.extend([(now - last - untimed) / (done - len(times))] * (done - len(times)))
+            last, untimed = now, 0.0
         if done == 100 or done % 500 == 0:
             rss[done] = round(rss_mb(), 1)
 
     with tempfile.TemporaryDirectory() as tmp:
-        summary = generator.write(Request(bars=n_bars, seed=seed, programs=programs), Path(tmp) / "endless.mid", on_bar=on_bar)
+        summary = generator.write(request, Path(tmp) / "endless.mid", on_bar=on_bar)
     music_seconds = quarters * 60.0 / summary["tempo"]  # the tempo the file was written at
     ms = sorted(1000 * t for t in times)
     return {
@@ -84,7 +90,8 @@ def run_latent_mamba(generator: MusicGenerator, n_bars: int, seed: int, programs
 class Drift:
     """Per window of bars: notes per bar, pitch-class entropy (bits, duration-weighted) and
     groove consistency as `evaluation/music_metrics.py` measures them over the whole window,
-    and the share of distinct bars, to catch silence or loops late in a run (EVALUATION.md)."""
+    the mean scale consistency of its 8-bar windows (as the report measures it), and the share
+    of distinct bars, to catch silence, loops or a drift out of key late in a run (EVALUATION.md)."""
 
     def __init__(self, tokenizer, programs: list[int], window: int = 1000):
         self.tokenizer, self.programs, self.window = tokenizer, programs, window
@@ -99,9 +106,16 @@ class Drift:
                 "notes_per_bar": round(len(notes) / self.window, 2),
                 "pitch_class_entropy": round(pitch_class_entropy(notes[notes[:, 3] == 0]), 3),
                 "groove_consistency": round(groove_consistency(self.bars), 3),
+                "scale_consistency_8_bars": round(float(np.nanmean([scale_consistency(pitched_notes(w)) for w in windows(self.bars)])), 4),
                 "distinct_bar_share": round(len(self.distinct) / self.window, 3),
             })
             self.bars, self.distinct = [], set()
+
+
+def pitched_notes(bars) -> np.ndarray:
+    """(N, 4) pitched notes of a window of bars (starts relative to their own bars: enough for pitch counts)."""
+    notes = np.concatenate([bar.notes for bar in bars])
+    return notes[notes[:, 3] == 0]
 
 
 class TokenTransformer(nn.Module):

@@ -21,7 +21,8 @@ import torch
 from common import machine
 from musemorphic.evaluation.generation_report import REFERENCE_SPLITS, GenerationEvalConfig, evaluate_generation
 from musemorphic.generation.generate import (
-    DECODE_SAMPLED, DECODE_SAMPLED_CHOICES, DECODE_TEMPERATURE, DECODE_TOP_P, GROOVE_DISTANCE, GROOVE_DRAWS, SCALE_LOCK, MusicGenerator,
+    DECODE_SAMPLED, DECODE_SAMPLED_CHOICES, DECODE_TEMPERATURE, DECODE_TOP_P, GROOVE_DISTANCE, GROOVE_DRAWS, SCALE_LOCK, SCALE_LOCK_MEMORY,
+    SCALE_LOCK_WELCOME, MusicGenerator,
 )
 
 
@@ -38,6 +39,10 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=None, help="the prior's sampling temperature (default: the one it records)")
     parser.add_argument("--no-salvage", action="store_true", help="leave ungrammatical bars silent instead of keeping their complete notes before the first fault")
     parser.add_argument("--scale-lock", type=float, default=SCALE_LOCK, help="the generator's scale lock (nats per note outside the scale)")
+    parser.add_argument("--scale-lock-memory", type=int, default=SCALE_LOCK_MEMORY,
+                        help="bars a pitch class outside the scale, once sounded, is let through the scale lock")
+    parser.add_argument("--scale-lock-welcome", type=float, default=SCALE_LOCK_WELCOME,
+                        help="nats the scale lock adds per note of a chromatic pitch class its memory holds")
     parser.add_argument("--decode-temperature", type=float, default=DECODE_TEMPERATURE, help="the codec's sampling temperature (0: greedy decoding)")
     parser.add_argument("--decode-top-p", type=float, default=DECODE_TOP_P, help="the nucleus sampled decoding draws from")
     parser.add_argument("--decode-sampled", choices=DECODE_SAMPLED_CHOICES, default=DECODE_SAMPLED, help="which tokens sampled decoding draws")
@@ -53,7 +58,8 @@ def main() -> None:
     generator = MusicGenerator.load(args.codec, args.prior, args.critic, scale_lock=args.scale_lock, salvage=not args.no_salvage,
                                     decode_temperature=args.decode_temperature, decode_top_p=args.decode_top_p,
                                     decode_sampled=args.decode_sampled, groove_draws=args.groove_draws,
-                                    groove_distance=args.groove_distance)
+                                    groove_distance=args.groove_distance, scale_lock_memory=args.scale_lock_memory,
+                                    scale_lock_welcome=args.scale_lock_welcome)
     if args.silence_temperature is not None:
         draw_silence, silence_temperature = generator.prior.silent, args.silence_temperature
         generator.prior.silent = lambda prediction, temperature, gen=None: draw_silence(

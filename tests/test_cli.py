@@ -298,7 +298,8 @@ def test_shipped_models_generate_and_evaluate_offline(fixture_dataset_dir, tmp_p
 def test_the_decoding_options_default_to_the_generators_defaults():
     from musemorphic.generation import generate as gen
 
-    expected = {"scale_lock": gen.SCALE_LOCK, "decode_temperature": gen.DECODE_TEMPERATURE,
+    expected = {"scale_lock": gen.SCALE_LOCK, "scale_lock_memory": gen.SCALE_LOCK_MEMORY,
+                "scale_lock_welcome": gen.SCALE_LOCK_WELCOME, "decode_temperature": gen.DECODE_TEMPERATURE,
                 "decode_top_p": gen.DECODE_TOP_P, "decode_sampled": gen.DECODE_SAMPLED, "groove_draws": gen.GROOVE_DRAWS,
                 "groove_distance": gen.GROOVE_DISTANCE}
     root = typer.main.get_command(app)

@@ -6,6 +6,7 @@ import dataclasses
 import itertools
 from pathlib import Path
 
+import numpy as np
 import pytest
 import symusic
 import torch
@@ -20,6 +21,7 @@ from musemorphic.generation.phrase_codec import encode_bars, pitch_groups
 from musemorphic.generation.midi_writer import StreamingMidiWriter, channels_for
 from musemorphic.data.controls import scale_pitch_classes
 from musemorphic.generation.scale_lock import scale_logit_bias
+from musemorphic.generation.written_notes import phrase_facts, sounded_classes
 from musemorphic.models.latent_mamba import LatentMamba
 from musemorphic.models.phrase_critic import PhraseCritic, PhraseCriticConfig
 from musemorphic.data.phrase_batches import PhraseBatcher
@@ -264,11 +266,11 @@ def test_pitch_sampled_decoding_draws_only_pitches(generator, tmp_path):
 
 def test_in_scale_pitch_draws_never_move_to_or_from_a_note_outside_the_scale(generator):
     from musemorphic.data.controls import scale_pitch_classes
-    from musemorphic.generation.scale_lock import outside_notes
+    from musemorphic.generation.scale_lock import outside_notes, pitch_class_notes
 
     g = generator
     in_scale = MusicGenerator(g.codec, g.tokenizer, g.prior, g.default_programs, decode_temperature=1.0, decode_sampled="scale-pitches")
-    outside = outside_notes(g.tokenizer, scale_pitch_classes(0)) > 0  # (V,) C major's
+    outside = outside_notes(pitch_class_notes(g.tokenizer), scale_pitch_classes(0)) > 0  # (V,) C major's
     groups = in_scale.draw_groups(0)
     assert outside.any() and all(int((groups == groups[i]).sum()) == 1 for i in outside.nonzero()[:, 0].tolist())
     assert torch.equal(in_scale.draw_groups(-1), MusicGenerator(g.codec, g.tokenizer, g.prior, g.default_programs, decode_sampled="pitches").draw_groups(0))  # no key: as "pitches"
@@ -290,7 +292,7 @@ def key_frame_generator(generator) -> MusicGenerator:
     """The same models, the prior marked as trained in the C major / A minor frame."""
     prior = LatentMamba(dataclasses.replace(generator.prior.config, key_normalized=True))
     prior.load_state_dict(generator.prior.state_dict(), strict=True)
-    return MusicGenerator(generator.codec, generator.tokenizer, prior, generator.default_programs, scale_lock=0.0)
+    return MusicGenerator(generator.codec, generator.tokenizer, prior, generator.default_programs, scale_lock=0.0, scale_lock_welcome=0.0)
 
 
 def _pitched_notes(path) -> list[tuple[int, int, int]]:
@@ -327,7 +329,7 @@ def test_a_key_frame_prior_continues_a_prompt_in_the_prompt_key(key_frame_genera
 
 def test_the_scale_lock_keeps_a_key_frame_prior_in_its_scale(key_frame_generator, tmp_path):
     g = key_frame_generator
-    locked = MusicGenerator(g.codec, g.tokenizer, g.prior, g.default_programs, scale_lock=50.0)
+    locked = MusicGenerator(g.codec, g.tokenizer, g.prior, g.default_programs, scale_lock=50.0, scale_lock_memory=0)
     d_major = scale_pitch_classes(2)
     request = Request(bars=6, seed=2, key="D major")
     g.write(request, tmp_path / "free.mid")
@@ -336,7 +338,7 @@ def test_the_scale_lock_keeps_a_key_frame_prior_in_its_scale(key_frame_generator
     assert any(p % 12 not in d_major for _, _, p in free)  # the tiny codec writes wrong notes...
     assert kept and all(p % 12 in d_major for _, _, p in kept)  # ...which the lock keeps out
     assert g.layout(request).frame_key == 0  # the frame's C major, moved to D major on the way out
-    assert g.decoding_bias(0) is None  # no lock, no bias
+    assert g.lock(0) is None  # no lock, no bias
 
 
 def _prompt_file(path, pitches) -> Path:
@@ -361,14 +363,18 @@ def test_the_scale_lock_follows_the_key_the_prior_writes_in(generator, key_frame
 
 
 def test_the_scale_lock_needs_a_scale(generator):
-    locked = MusicGenerator(generator.codec, generator.tokenizer, generator.prior, generator.default_programs, scale_lock=2.0)
+    locked = MusicGenerator(generator.codec, generator.tokenizer, generator.prior, generator.default_programs, scale_lock=2.0, scale_lock_memory=0)
     assert locked.layout(Request()).frame_key == -1  # a prior outside the key frame, no key asked for
-    assert locked.decoding_bias(-1) is None
+    assert locked.lock(-1) is None
     assert locked.layout(Request(key="D minor")).frame_key == 14
     expected = scale_logit_bias(generator.tokenizer, scale_pitch_classes(14), 2.0)
-    assert torch.equal(locked.decoding_bias(14), expected)
+    assert torch.equal(locked.lock(14).bias(), expected)
     with pytest.raises(ValueError, match="scale_lock"):
         MusicGenerator(generator.codec, generator.tokenizer, generator.prior, generator.default_programs, scale_lock=-1.0)
+    with pytest.raises(ValueError, match="scale_lock_memory"):
+        MusicGenerator(generator.codec, generator.tokenizer, generator.prior, generator.default_programs, scale_lock_memory=-1)
+    with pytest.raises(ValueError, match="scale_lock_welcome"):
+        MusicGenerator(generator.codec, generator.tokenizer, generator.prior, generator.default_programs, scale_lock_welcome=-1.0)
 
 
 def test_salvage_keeps_the_notes_of_broken_bars(generator):
@@ -402,3 +408,60 @@ def test_notes_of_the_wrong_kind_for_their_track_leave_it_silent(generator):
     assert made.invalid_tracks == [0, 2]
     assert made.phrases[1] == bar("Pitch_60") and made.phrases[3] == bar("PitchDrum_44")
     assert made.phrases[0] == made.phrases[2] == [generator.tokenizer.bar_id]
+
+
+def test_a_lock_with_memory_lets_through_the_chromatic_notes_the_prompt_sounded(key_frame_generator, tmp_path):
+    g = key_frame_generator
+    prompt = _prompt_file(tmp_path / "prompt.mid", [60, 64, 67, 65, 60, 64, 67, 65, 60, 66, 67, 72])  # C major, F# in its last bar
+    layout = g.layout(Request(prompt=prompt))
+    assert (layout.frame_key, layout.shift) == (0, 0)  # heard in C major: written as the frame writes it
+    plain = MusicGenerator(g.codec, g.tokenizer, g.prior, g.default_programs, scale_lock=50.0, scale_lock_memory=0)
+    remembering = MusicGenerator(g.codec, g.tokenizer, g.prior, g.default_programs, scale_lock=50.0, scale_lock_memory=2, scale_lock_welcome=0.0)
+    c_major, chromatic = scale_pitch_classes(0), set()
+    for seed in range(6):
+        request = Request(bars=3, seed=seed, prompt=prompt)
+        plain.write(request, tmp_path / "plain.mid")
+        remembering.write(request, tmp_path / "remembering.mid")
+        assert all(p % 12 in c_major for _, _, p in _pitched_notes(tmp_path / "plain.mid"))
+        chromatic |= {p % 12 for _, _, p in _pitched_notes(tmp_path / "remembering.mid") if p % 12 not in c_major}
+    assert chromatic == {6}  # the prompt's F#, and no other note outside the scale
+
+
+def test_a_continuation_hears_each_prompt_bar_of_every_track_in_the_key_frame(key_frame_generator, tmp_path):
+    score = symusic.Score(480)
+    piano, bass = symusic.Track(program=0), symusic.Track(program=33)
+    for bar in range(3):
+        for beat, pitch in enumerate([62, 66, 69, 73]):  # D major: D F# A C#
+            piano.notes.append(symusic.Note(bar * 1920 + beat * 480, 480, pitch, 80))
+        bass.notes.append(symusic.Note(bar * 1920, 960, 38, 80))  # D
+        bass.notes.append(symusic.Note(bar * 1920 + 960, 960, 41 if bar == 0 else 45, 80))  # F natural in the first bar only, else A
+    score.tracks.extend([piano, bass])
+    score.dump_midi(str(tmp_path / "d_major.mid"))
+    g = key_frame_generator
+    layout = g.layout(Request(prompt=tmp_path / "d_major.mid"))
+    assert layout.shift == 2 and len(layout.prompt_bars) == 3  # D major is written as C major, then moved up 2
+    c_major = scale_pitch_classes(0)
+    facts = [[phrase_facts(g.tokenizer, p, program) for p, program in zip(bar, layout.programs)] for bar in layout.prompt_bars]
+    chromatic = [{pc for pc in np.flatnonzero(sounded_classes(bar)) if pc not in c_major} for bar in facts]
+    assert chromatic == [{3}, set(), set()]  # the bass's F, two semitones down in the frame: D#
+
+
+def test_a_lock_with_memory_that_hears_nothing_outside_the_scale_writes_what_the_plain_lock_writes(key_frame_generator):
+    g = key_frame_generator
+    plain = MusicGenerator(g.codec, g.tokenizer, g.prior, g.default_programs, scale_lock=50.0, scale_lock_memory=0)
+    remembering = MusicGenerator(g.codec, g.tokenizer, g.prior, g.default_programs, scale_lock=50.0, scale_lock_memory=8)
+    frame = plain.layout(Request()).frame_key
+    assert plain.bars_per_decode(3, False, frame) > 1 and remembering.bars_per_decode(3, False, frame) == 1
+    request = Request(bars=6, seed=4)
+    assert [b.phrases for b in plain.bars(request)] == [b.phrases for b in remembering.bars(request)]
+
+
+def test_a_lock_is_made_only_where_it_can_change_something(generator):
+    def lock(strength, memory, welcome, frame_key=0):
+        g = MusicGenerator(generator.codec, generator.tokenizer, generator.prior, generator.default_programs,
+                           scale_lock=strength, scale_lock_memory=memory, scale_lock_welcome=welcome)
+        return g.lock(frame_key)
+
+    assert lock(0.0, 8, 0.5) is not None  # welcomes what it remembers
+    assert lock(0.0, 0, 0.5) is None and lock(0.0, 8, 0.0) is None  # nothing to remember, or nothing to give
+    assert lock(0.25, 8, 0.5, frame_key=-1) is None  # no scale known

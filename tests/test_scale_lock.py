@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+import torch
 
 from musemorphic.data.controls import scale_pitch_classes
-from musemorphic.generation.scale_lock import scale_logit_bias
+from musemorphic.generation.scale_lock import ScaleLock, pitch_class_notes, scale_logit_bias
 
 WHITE_KEYS = frozenset({0, 2, 4, 5, 7, 9, 11})
 
@@ -46,3 +48,58 @@ def test_strength_zero_changes_nothing_and_a_negative_one_is_refused(tokenizer):
     assert (scale_logit_bias(tokenizer, WHITE_KEYS, 0.0) == 0).all()
     with pytest.raises(ValueError, match="at least 0"):
         scale_logit_bias(tokenizer, WHITE_KEYS, -1.0)
+
+
+def _sounded(*pitch_classes: int) -> np.ndarray:
+    out = np.zeros(12, dtype=bool)
+    out[list(pitch_classes)] = True
+    return out
+
+
+def test_a_lock_without_memory_is_the_plain_bias_whatever_it_hears(tokenizer):
+    lock = ScaleLock(pitch_class_notes(tokenizer), WHITE_KEYS, 2.5)
+    lock.hear(_sounded(1, 6))
+    assert torch.equal(lock.bias(), scale_logit_bias(tokenizer, WHITE_KEYS, 2.5))
+
+
+def test_a_chromatic_class_heard_lately_passes_the_lock_until_it_is_forgotten(tokenizer):
+    vocab = tokenizer.base_vocab
+    lock = ScaleLock(pitch_class_notes(tokenizer), WHITE_KEYS, 3.0, memory=2)
+    assert lock.bias()[vocab["Pitch_61"]] == -3.0  # nothing heard yet: every C# pays
+    lock.hear(_sounded(0, 1, 4))  # a bar with C, C# and E
+    bias = lock.bias()
+    assert bias[vocab["Pitch_61"]] == 0 and bias[vocab["Pitch_73"]] == 0  # C# in any octave passes
+    assert bias[vocab["Pitch_63"]] == -3.0 and bias[vocab["Pitch_60"]] == 0  # D# still pays; C never did
+    lock.hear(_sounded(0))
+    assert lock.bias()[vocab["Pitch_61"]] == 0  # heard two bars ago: remembered
+    lock.hear(_sounded())
+    assert lock.bias()[vocab["Pitch_61"]] == -3.0  # three bars ago: forgotten
+
+
+def test_a_welcome_favours_the_chromatic_classes_heard_lately(tokenizer):
+    vocab = tokenizer.base_vocab
+    lock = ScaleLock(pitch_class_notes(tokenizer), WHITE_KEYS, 1.0, memory=1, welcome=0.5)
+    assert lock.bias()[vocab["Pitch_61"]] == -1.0
+    lock.hear(_sounded(1, 2))  # C# (outside the scale) and D (inside)
+    bias = lock.bias()
+    assert bias[vocab["Pitch_61"]] == 0.5 and bias[vocab["Pitch_62"]] == 0 and bias[vocab["Pitch_63"]] == -1.0
+    lock.hear(_sounded())
+    assert lock.bias()[vocab["Pitch_61"]] == -1.0
+
+
+def test_bpe_tokens_pay_only_for_their_fresh_chromatic_notes(fixture_dataset):
+    tok = fixture_dataset.tokenizer
+    lock = ScaleLock(pitch_class_notes(tok), WHITE_KEYS, 1.0, memory=4)
+    lock.hear(_sounded(1, 8))  # C# and G# heard
+    bias = lock.bias()
+    fresh = []
+    for i in range(tok.base_vocab_size, tok.vocab_size):
+        pitches = [int(n.split("_")[1]) for n in tok.token_names(tok.bpe_decode([i])) if n.startswith("Pitch_")]
+        fresh.append(sum(p % 12 in (3, 6, 10) for p in pitches))
+        assert bias[i] == -fresh[-1]
+    assert any(fresh) and not all(fresh)
+
+
+def test_a_lock_refuses_a_negative_memory(tokenizer):
+    with pytest.raises(ValueError, match="memory"):
+        ScaleLock(pitch_class_notes(tokenizer), WHITE_KEYS, 1.0, memory=-1)

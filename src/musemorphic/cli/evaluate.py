@@ -66,7 +66,9 @@ def eval_generate(
     bars: int = typer.Option(16, help="Bars per piece."),
     temperature: Optional[float] = typer.Option(None, help="Sampling temperature of the prior (default: the one the model records)."),
     guidance: float = typer.Option(1.0, help="Classifier-free guidance weight for the controls in the control table."),
-    scale_lock: float = typer.Option(0.0, min=0.0, help="The generator's scale lock (see `generate --help`)."),
+    scale_lock: float = typer.Option(0.25, min=0.0, help="The generator's scale lock (see `generate --help`)."),
+    scale_lock_memory: int = typer.Option(8, min=0, help="Bars the scale lock lets a chromatic pitch class through once sounded (see `generate --help`)."),
+    scale_lock_welcome: float = typer.Option(0.5, min=0.0, help="Nats the scale lock adds to the chromatic pitch classes it remembers (see `generate --help`)."),
     decode_temperature: float = typer.Option(1.0, min=0.0, help="The codec's sampling temperature (see `generate --help`)."),
     decode_top_p: float = typer.Option(0.9, min=0.01, max=1.0, help="The nucleus of sampled decoding (see `generate --help`)."),
     decode_sampled: str = typer.Option("scale-pitches", help="The tokens sampled decoding draws: pitches, scale-pitches or all (see `generate --help`)."),
@@ -99,7 +101,8 @@ def eval_generate(
     codec = codec or (model / "phrase_vae" if model else shipped_model("phrase_vae"))
     prior = prior or (model / "latent_mamba" if model else shipped_model("latent_mamba"))
     generator = MusicGenerator.load(
-        codec, prior, critic, scale_lock=scale_lock, decode_temperature=decode_temperature, decode_top_p=decode_top_p,
+        codec, prior, critic, scale_lock=scale_lock, scale_lock_memory=scale_lock_memory,
+        scale_lock_welcome=scale_lock_welcome, decode_temperature=decode_temperature, decode_top_p=decode_top_p,
         decode_sampled=decode_sampled, groove_draws=groove_draws, groove_distance=groove_distance,
     )
     config = GenerationEvalConfig(pieces=pieces, bars=bars, temperature=temperature, guidance=guidance, train_songs=train_songs,

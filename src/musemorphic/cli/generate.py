@@ -45,7 +45,17 @@ def generate(
         "cells (a sixteenth note in 4/4) aimed at (0: repeat the last bar's rhythm)."
     ),
     scale_lock: float = typer.Option(
-        0.0, min=0.0, help="Nats taken off the decoder's score of each note outside the piece's scale (0 = off; 50 = none but pitches clipped at the range's edges)."
+        0.25, min=0.0, help="Nats taken off the decoder's score of each note outside the piece's scale whose pitch class no track "
+        "sounded in the last --scale-lock-memory bars (with --scale-lock-welcome 0: off; 50 with --scale-lock-memory 0: no "
+        "note outside the scale but pitches clipped at the range's edges)."
+    ),
+    scale_lock_memory: int = typer.Option(
+        8, min=0, help="Bars a pitch class outside the scale passes the scale lock once some track has sounded it, so the lock "
+        "guards the first bar in which a new one would sound (0: every such note pays; more than 0 decodes bar by bar)."
+    ),
+    scale_lock_welcome: float = typer.Option(
+        0.5, min=0.0, help="Nats added to the decoder's score of each note of a pitch class outside the scale that the "
+        "--scale-lock-memory remembers, so chromatic notes return as in real songs rather than stray."
     ),
     decode_temperature: float = typer.Option(
         1.0, min=0.0, help="Temperature at which the codec's decoder draws a bar's tokens (0 = greedy decoding)."
@@ -71,6 +81,8 @@ def generate(
         critic or shipped_critic(codec),
         candidates=candidates,
         scale_lock=scale_lock,
+        scale_lock_memory=scale_lock_memory,
+        scale_lock_welcome=scale_lock_welcome,
         decode_temperature=decode_temperature,
         decode_top_p=decode_top_p,
         decode_sampled=decode_sampled,

@@ -123,6 +123,8 @@ def evaluate_generation(
         "controls": controls,
         "key_frame": generator.prior.config.key_normalized,
         "scale_lock": generator.scale_lock,
+        "scale_lock_memory": generator.scale_lock_memory,
+        "scale_lock_welcome": generator.scale_lock_welcome,
         "decoding": {"temperature": generator.decode_temperature, "top_p": generator.decode_top_p, "sampled": generator.decode_sampled},
         "groove_steering": {"draws": generator.groove_draws, "distance": generator.groove_distance,
                             "on": generator.steering(Request(temperature=config.temperature), 1) is not None},
@@ -276,10 +278,12 @@ def markdown_report(report: dict) -> str:
     decoding = "greedy decoding" if d["temperature"] == 0 else f"decoding sampled ({d['sampled']} tokens) at temperature {d['temperature']}, top-p {d['top_p']}"
     g = report["groove_steering"]
     groove = f"groove steering ({g['draws']} draws, distance {g['distance']})" if g["on"] else "no groove steering"
+    memory = (f" remembering {report['scale_lock_memory']} bars, welcome {report['scale_lock_welcome']}"
+              if report["scale_lock_memory"] and (report["scale_lock"] or report["scale_lock_welcome"]) else "")
     lines = [
         "# Generation report",
         "",
-        f"{c['pieces']} generated pieces of {c['bars']} bars (temperature {c['temperature']}, {decoding}, scale lock {report['scale_lock']}, "
+        f"{c['pieces']} generated pieces of {c['bars']} bars (temperature {c['temperature']}, {decoding}, scale lock {report['scale_lock']}{memory}, "
         f"{groove}, broken bars {'salvaged' if report['salvage'] else 'left silent'}, "
         f"seeds {c['seed']}..) against "
         f"the {c['reference']} split of `{report['data']}`, in {c['window_bars']}-bar windows: "

@@ -121,8 +121,14 @@ def scale_consistency(pitched: np.ndarray) -> float:
     if len(pitched) == 0:
         return float("nan")
     counts = np.bincount(pitched[:, 2] % 12, minlength=12)
-    best = max(counts[[(tonic + step) % 12 for step in scale]].sum() for tonic in range(12) for scale in (MAJOR_STEPS, NATURAL_MINOR_STEPS))
-    return float(best / len(pitched))
+    return float(counts[best_scale(counts)].sum() / len(pitched))
+
+
+def best_scale(counts: np.ndarray) -> list[int]:
+    """The pitch classes of the major or natural-minor scale holding most of (12,) pitch-class
+    note counts (the first such scale: C major before C minor before C# major ...)."""
+    scales = [[(tonic + step) % 12 for step in steps] for tonic in range(12) for steps in (MAJOR_STEPS, NATURAL_MINOR_STEPS)]
+    return max(scales, key=lambda scale: counts[scale].sum())
 
 
 def onset_grid(bar: Bar) -> np.ndarray:

@@ -14,8 +14,10 @@ each slot keeps the best of `candidates` draws from the prior, and bars are deco
 time so the steering learns what each really wrote. A critic that predicts onset grids also
 steers each track's rhythm, by default: of `groove_draws` draws it keeps the one whose onsets
 differ from the track's previous bar's in the share of cells nearest `groove_distance`
-(BENCHMARKS.md, "Groove steering"). A scale lock (`scale_lock.py`, off by default)
-makes the decoder lean away from notes outside that scale. With a silence-head prior, the
+(BENCHMARKS.md, "Groove steering"). A scale lock (`scale_lock.py`) makes the decoder lean
+away from notes outside that scale; by default it remembers the chromatic pitch classes of
+the last bars and welcomes them back, so it guards only the first bar a new one would sound
+in, and bars are then decoded one at a time so that it hears each. With a silence-head prior, the
 prior alone decides which slots are silent: a slot it draws sounding is decoded with its end
 barred until a note is complete (`note_ends`), where the codec would otherwise write some of
 those draws as empty bars (BENCHMARKS.md, "Sounding draws").
@@ -39,9 +41,9 @@ from musemorphic.data.tokenizer import PhraseTokenizer
 from musemorphic.data.bar_timing import bar_ticks, first_tempo
 from musemorphic.generation.midi_writer import StreamingMidiWriter
 from musemorphic.generation.phrase_codec import decode_bars, encode_bars, note_ends, pitch_groups
-from musemorphic.generation.scale_lock import outside_notes, scale_logit_bias
+from musemorphic.generation.scale_lock import ScaleLock, outside_notes, pitch_class_notes
 from musemorphic.generation.steering import ControlSteering, SteeringTarget, density_target
-from musemorphic.generation.written_notes import TPQ, bar_cells, fits_track, onset_cells, phrase_facts, written_notes
+from musemorphic.generation.written_notes import TPQ, bar_cells, fits_track, onset_cells, phrase_facts, sounded_classes, written_notes
 from musemorphic.models.latent_mamba import LatentMamba
 from musemorphic.models.phrase_critic import PhraseCritic
 from musemorphic.models.phrase_vae import PhraseVAE, learned_from
@@ -53,9 +55,13 @@ DEFAULT_TEMPO = 120.0
 # How the codec writes a latent's bar by default, chosen with the shipped models against the
 # validation songs (BENCHMARKS.md, "Pitches drawn inside the scale" and, for top-p 0.9 with
 # groove steering, "Groove steering"): pitches drawn from the decoder's top-0.9 nucleus among
-# those in the scale, every other token greedy, no scale lock. Temperature 0 decodes greedily.
-DECODE_TEMPERATURE, DECODE_TOP_P, DECODE_SAMPLED, SCALE_LOCK = 1.0, 0.9, "scale-pitches", 0.0
+# those in the scale, every other token greedy. Temperature 0 decodes greedily.
+DECODE_TEMPERATURE, DECODE_TOP_P, DECODE_SAMPLED = 1.0, 0.9, "scale-pitches"
 DECODE_SAMPLED_CHOICES = ("all", "pitches", "scale-pitches")
+# The scale lock (scale_lock.py), chosen the same way (BENCHMARKS.md, "A scale lock with memory"):
+# 0.25 nats per note of a chromatic pitch class no track sounded in the last 8 bars, +0.5 per
+# note of one that some track did.
+SCALE_LOCK, SCALE_LOCK_MEMORY, SCALE_LOCK_WELCOME = 0.25, 8, 0.5
 # Groove steering: prior draws per slot it chooses from when nothing else is steered (1: off),
 # and the distance from each track's previous bar's onset grid it aims at (a share of the grid's
 # cells), chosen with the shipped models against the validation songs (BENCHMARKS.md, "Groove steering").
@@ -97,7 +103,7 @@ class Layout:
     prompt_tempo: float | None  # BPM
     time_signature: tuple[int, int] | None  # the prompt's last bar's
     frame_key: int  # the key the prior writes in (-1: unknown), which a scale lock keeps to
-    prompt_last_bar: list[list[int]] | None = None  # the prompt's last bar, base ids per track: the rhythm to go on from
+    prompt_bars: list[list[list[int]]] | None = None  # the prompt's bars in the key frame, base ids per track: what to go on from
 
 
 class MusicGenerator:
@@ -117,6 +123,8 @@ class MusicGenerator:
         decode_sampled: str = DECODE_SAMPLED,
         groove_draws: int = GROOVE_DRAWS,
         groove_distance: float = GROOVE_DISTANCE,
+        scale_lock_memory: int = SCALE_LOCK_MEMORY,
+        scale_lock_welcome: float = SCALE_LOCK_WELCOME,
     ):
         self.codec, self.tokenizer, self.prior = codec.eval(), tokenizer, prior.eval()
         self.default_programs = default_programs
@@ -137,6 +145,12 @@ class MusicGenerator:
         if scale_lock < 0:
             raise ValueError(f"scale_lock must be at least 0, got {scale_lock}")
         self.scale_lock = scale_lock  # nats off the decoder's logits per note outside the scale (scale_lock.py)
+        if scale_lock_memory < 0:
+            raise ValueError(f"scale_lock_memory must be at least 0, got {scale_lock_memory}")
+        self.scale_lock_memory = scale_lock_memory  # bars a chromatic pitch class stays free of the lock once sounded
+        if scale_lock_welcome < 0:
+            raise ValueError(f"scale_lock_welcome must be at least 0, got {scale_lock_welcome}")
+        self.scale_lock_welcome = scale_lock_welcome  # nats added per note of a chromatic pitch class heard in that memory
         if decode_temperature < 0:
             raise ValueError(f"decode_temperature must be at least 0, got {decode_temperature}")
         self.decode_temperature = decode_temperature  # the codec's: 0 decodes greedily
@@ -148,6 +162,7 @@ class MusicGenerator:
         # which tokens sampled decoding draws: all; pitches alone (the rest greedy); or pitches alone, in the scale only
         self.decode_sampled = decode_sampled
         self._token_groups: dict[int, torch.Tensor] = {}  # frame key (-1: none) -> (V,), `draw_groups`
+        self._pitch_class_notes: torch.Tensor | None = None  # (V, 12), for the scale lock
         # a prior with a silence head has decided which slots sound: the codec may not write those silent
         self._note_ends = note_ends(tokenizer) if prior.config.silence_head else None  # (V,) bool
         self.salvage = salvage  # an ungrammatical bar keeps its complete notes before the first fault instead of falling silent
@@ -170,6 +185,8 @@ class MusicGenerator:
         decode_sampled: str = DECODE_SAMPLED,
         groove_draws: int = GROOVE_DRAWS,
         groove_distance: float = GROOVE_DISTANCE,
+        scale_lock_memory: int = SCALE_LOCK_MEMORY,
+        scale_lock_welcome: float = SCALE_LOCK_WELCOME,
     ) -> MusicGenerator:
         """Codec, prior and (optional) critic from their checkpoint folders; the prior and the
         critic record which codec they learned."""
@@ -184,7 +201,8 @@ class MusicGenerator:
                 raise ValueError(f"{critic_dir} was trained on the decodings of another codec than {codec_dir}")
         return cls(
             codec.to(device), tokenizer, prior.to(device), record["default_programs"], decode_phrases, critic, candidates, scale_lock, salvage,
-            decode_temperature, decode_top_p, decode_sampled, groove_draws, groove_distance,
+            decode_temperature, decode_top_p, decode_sampled, groove_draws, groove_distance, scale_lock_memory,
+            scale_lock_welcome,
         )
 
     # ---- controls ------------------------------------------------------------------
@@ -243,16 +261,30 @@ class MusicGenerator:
             return None
         key = frame_key if self.decode_sampled == "scale-pitches" else -1
         if key not in self._token_groups:
-            apart = None if key == -1 else outside_notes(self.tokenizer, ctl.scale_pitch_classes(key)) > 0
+            apart = None if key == -1 else outside_notes(self._class_notes(), ctl.scale_pitch_classes(key)) > 0
             self._token_groups[key] = pitch_groups(self.tokenizer, apart)
         return self._token_groups[key]
 
-    def decoding_bias(self, frame_key: int) -> torch.Tensor | None:
-        """The scale lock's (V,) logit bias for the key the prior writes in (a `Layout`'s
-        frame_key), or None: no lock, or no key known (-1)."""
-        if self.scale_lock == 0 or frame_key == -1:
+    def lock(self, frame_key: int) -> ScaleLock | None:
+        """A fresh scale lock for the key the prior writes in (a `Layout`'s frame_key), or
+        None: a lock that would change nothing, or no key known (-1)."""
+        welcomes = self.scale_lock_welcome > 0 and self.scale_lock_memory > 0
+        if frame_key == -1 or (self.scale_lock == 0 and not welcomes):
             return None
-        return scale_logit_bias(self.tokenizer, ctl.scale_pitch_classes(frame_key), self.scale_lock)
+        return ScaleLock(self._class_notes(), ctl.scale_pitch_classes(frame_key), self.scale_lock, self.scale_lock_memory,
+                         self.scale_lock_welcome)
+
+    def _class_notes(self) -> torch.Tensor:
+        """(V, 12) `pitch_class_notes` of the tokenizer (cached)."""
+        if self._pitch_class_notes is None:
+            self._pitch_class_notes = pitch_class_notes(self.tokenizer)
+        return self._pitch_class_notes
+
+    def bars_per_decode(self, n_tracks: int, steered: bool, frame_key: int) -> int:
+        """Bars per codec batch of a piece: one where steering settles, or a scale lock with
+        memory hears, bar by bar; else `bars_per_batch`."""
+        remembers = self.scale_lock_memory > 0 and self.lock(frame_key) is not None
+        return 1 if steered or remembers else self.bars_per_batch(n_tracks)
 
     # ---- bars ----------------------------------------------------------------------
     def bars(self, request: Request) -> Iterator[GeneratedBar]:
@@ -263,17 +295,20 @@ class MusicGenerator:
         """What a request resolves to before any bar is drawn (the prompt is read and encoded here)."""
         if request.prompt is None:
             programs, latents, prompt_key, prompt_tempo, prompt_ts = request.programs or self.default_programs, None, None, None, None
-            last_bar = None
+            prompt_bars = None
         else:
-            latents, programs, prompt_key, prompt_tempo, prompt_ts, last_bar = self._prompt_latents(request.prompt)
+            latents, programs, prompt_key, prompt_tempo, prompt_ts, prompt_bars = self._prompt_latents(request.prompt)
+        frame_key = self._frame_key(request, prompt_key)
+        return Layout(programs, latents, self._output_shift(request, prompt_key), prompt_tempo, prompt_ts, frame_key, prompt_bars)
+
+    def _frame_key(self, request: Request, prompt_key: int | None) -> int:
+        """The key the prior writes in (-1: unknown) for a request and its prompt's key (None: no prompt)."""
         if self.prior.config.key_normalized:
             # C major (or its relative A minor): the frame every output key is moved from. A prompt of
             # unknown key stays as it is, so it has no scale to lock to, unless a key is requested
             # (the output is then moved from C major like any other; `_output_shift`).
-            frame_key = -1 if prompt_key == -1 and not request.key else MAJOR_TONIC
-        else:
-            frame_key = ctl.parse_key(request.key) if request.key else (-1 if prompt_key is None else prompt_key)
-        return Layout(programs, latents, self._output_shift(request, prompt_key), prompt_tempo, prompt_ts, frame_key, last_bar)
+            return -1 if prompt_key == -1 and not request.key else MAJOR_TONIC
+        return ctl.parse_key(request.key) if request.key else (-1 if prompt_key is None else prompt_key)
 
     def _output_shift(self, request: Request, prompt_key: int | None) -> int:
         """0 unless the prior is key-normalised; then to the requested key, else the prompt's,
@@ -305,12 +340,17 @@ class MusicGenerator:
         requested_ts = ctl.parse_time_signature(request.time_signature) if request.time_signature else None
         bar_quarters = 4 * requested_ts[0] / requested_ts[1] if requested_ts else 4.0
         steering = self.steering(request, len(programs), bar_quarters)
-        if steering is not None and layout.prompt_last_bar is not None:
+        lock, groups = self.lock(layout.frame_key), self.draw_groups(layout.frame_key)
+        remembers = lock is not None and self.scale_lock_memory > 0
+        if layout.prompt_bars is not None:  # a continuation goes on from the prompt's rhythm and chromatic notes
             ts = layout.time_signature or (4, 4)
-            steering.hear(self._written_grids(layout.prompt_last_bar, programs, bar_ticks(TPQ, ts)), bar_cells(ts))
+            if steering is not None:
+                steering.hear(self._written_grids(layout.prompt_bars[-1], programs, bar_ticks(TPQ, ts)), bar_cells(ts))
+            if remembers:
+                for bar in layout.prompt_bars[-self.scale_lock_memory :]:
+                    lock.hear(sounded_classes([phrase_facts(self.tokenizer, p, program) for p, program in zip(bar, programs)]))
         time_signature = requested_ts or layout.time_signature or (4, 4)  # of the last decoded chunk's last bar: a silent slot's empty bar
-        bias, groups = self.decoding_bias(layout.frame_key), self.draw_groups(layout.frame_key)
-        chunk, index = (1 if steering else self.bars_per_batch(len(programs))), 0  # steering settles bar by bar
+        chunk, index = self.bars_per_decode(len(programs), steering is not None, layout.frame_key), 0
         draws = self.draws_per_slot(steering) if steering else 1
         while request.bars is None or index < request.bars:
             n_bars = chunk if request.bars is None else min(chunk, request.bars - index)
@@ -334,17 +374,21 @@ class MusicGenerator:
                 previous = (self._empty_code(programs[track], time_signature)[None] if quiet else drawn).expand(len(rows), -1)
                 latents.append(previous[0])
             sounding = [i for i, quiet in enumerate(silent) if not quiet]
+            bias = lock.bias() if lock is not None else None
             decodings = iter(self._decode(request.seed, index * len(programs), latents, sounding, bias, groups) if sounding else [])
             decoded = [self.tokenizer.empty_bar(time_signature) if quiet else next(decodings) for quiet in silent]
             for start in range(0, len(decoded), len(programs)):
                 phrases = decoded[start : start + len(programs)]
                 bar = self._bar(index, phrases, programs, shift, requested_ts)
                 time_signature = bar.time_signature
-                if steering is not None:  # what the bar wrote, in the key frame, cut at its written length
+                if steering is not None or remembers:  # what the bar wrote, in the key frame, cut at its written length
                     length = bar_ticks(TPQ, bar.time_signature)
                     written = [phrase_facts(self.tokenizer, p, program, length) for p, program in zip(phrases, programs)]
+                if steering is not None:
                     grids = self._written_grids(phrases, programs, length)
                     steering.settle(written, length / TPQ, grids, bar_cells(bar.time_signature))
+                if remembers:
+                    lock.hear(sounded_classes(written))
                 yield bar
                 index += 1
 
@@ -402,10 +446,10 @@ class MusicGenerator:
         return bar if shift == 0 else self.mover.transpose(bar, program, shift).tolist()
 
     @torch.no_grad()
-    def _prompt_latents(self, path: Path) -> tuple[torch.Tensor, list[int], int, float, tuple[int, int], list[list[int]]]:
+    def _prompt_latents(self, path: Path) -> tuple[torch.Tensor, list[int], int, float, tuple[int, int], list[list[list[int]]]]:
         """(n_bars, n_tracks, Z) codec latents of a MIDI prompt (in the prior's key frame), its
         programs, its key (-1: unknown), its tempo in BPM, its last bar's time signature and
-        that bar's base ids per track."""
+        its bars' base ids per track (in the key frame)."""
         tok = self.tokenizer
         raw = load_score(path)
         score = tok.preprocess(raw)
@@ -420,7 +464,8 @@ class MusicGenerator:
         mu = encode_bars(self.codec, tok, bars, [t.program for t in song.tracks for _ in t.bars])
         grid = mu.view(len(programs), song.n_bars, -1).transpose(0, 1)  # (n_bars, n_tracks, Z)
         last_ts = _majority_time_signature(tok, [t.bars[-1] for t in song.tracks])
-        return grid.to(self.device), programs, key, tempo, last_ts, [t.bars[-1] for t in song.tracks]
+        by_bar = [[bars[k * song.n_bars + b] for k in range(len(programs))] for b in range(song.n_bars)]  # in the key frame
+        return grid.to(self.device), programs, key, tempo, last_ts, by_bar
 
     # ---- MIDI ----------------------------------------------------------------------
     def write(

@@ -44,6 +44,11 @@ def phrase_facts(tokenizer: PhraseTokenizer, bar: list[int] | None, program: int
     return facts
 
 
+def sounded_classes(facts: list[np.ndarray]) -> np.ndarray:
+    """(12,) bool: the pitch classes that sound in a bar, from its tracks' (13,) `phrase_facts`."""
+    return np.sum(facts, axis=0)[1:] > 0
+
+
 def bar_cells(time_signature: tuple[int, int]) -> int:
     """Cells of a bar's onset grid: a quarter of a beat each, as the groove metric's."""
     return bar_ticks(TPQ, time_signature) // _cell_ticks(time_signature)
