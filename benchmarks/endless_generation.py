@@ -37,7 +37,7 @@ from torch import nn
 
 from common import machine
 from musemorphic.data.bar_timing import bar_ticks
-from musemorphic.evaluation.music_metrics import groove_consistency, pitch_class_entropy, scale_consistency, song_bars, windows
+from musemorphic.evaluation.music_metrics import groove_consistency, pitch_class_entropy, song_bars, window_metrics, windows
 from musemorphic.generation.generate import TPQ, MusicGenerator, Request
 from musemorphic.nn.transformer import KVCache, Transformer
 
@@ -50,7 +50,8 @@ def run_latent_mamba(generator: MusicGenerator, n_bars: int, seed: int, programs
     times, rss, quarters = [], {}, 0.0
     request = Request(bars=n_bars, seed=seed, programs=programs)
     n_tracks = len(programs or generator.default_programs)
-    chunk = generator.bars_per_decode(n_tracks, generator.steering(request, n_tracks) is not None, generator.layout(request).frame_key)
+    lock = generator.lock(generator.layout(request).frame_key)
+    chunk = generator.bars_per_decode(n_tracks, generator.steering(request, n_tracks) is not None, lock)
     drift = Drift(generator.tokenizer, programs or generator.default_programs)
     last, untimed = time.perf_counter(), 0.0
 
@@ -106,16 +107,10 @@ class Drift:
                 "notes_per_bar": round(len(notes) / self.window, 2),
                 "pitch_class_entropy": round(pitch_class_entropy(notes[notes[:, 3] == 0]), 3),
                 "groove_consistency": round(groove_consistency(self.bars), 3),
-                "scale_consistency_8_bars": round(float(np.nanmean([scale_consistency(pitched_notes(w)) for w in windows(self.bars)])), 4),
+                "scale_consistency_8_bars": round(float(np.nanmean([window_metrics(w)["scale_consistency"] for w in windows(self.bars)])), 4),
                 "distinct_bar_share": round(len(self.distinct) / self.window, 3),
             })
             self.bars, self.distinct = [], set()
-
-
-def pitched_notes(bars) -> np.ndarray:
-    """(N, 4) pitched notes of a window of bars (starts relative to their own bars: enough for pitch counts)."""
-    notes = np.concatenate([bar.notes for bar in bars])
-    return notes[notes[:, 3] == 0]
 
 
 class TokenTransformer(nn.Module):

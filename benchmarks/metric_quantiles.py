@@ -24,7 +24,7 @@ import numpy as np
 from common import machine
 from musemorphic.data.dataset import PhraseDataset
 from musemorphic.evaluation.generation_report import dataset_songs, metric_values, read_tracks, to_windows
-from musemorphic.evaluation.music_metrics import METRICS, best_scale, song_bars
+from musemorphic.evaluation.music_metrics import METRICS, best_scale, song_bars, window_notes
 
 QUANTILES = (0.02, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9)
 
@@ -44,7 +44,7 @@ def chromatic_profile(windows: list) -> dict:
     more), and the share of outside notes that are their pitch class's only note in the window."""
     classes, outside_notes, strays = [], 0, 0
     for window in windows:
-        notes = np.concatenate([bar.notes for bar in window])
+        notes = window_notes(window)
         counts = np.bincount(notes[notes[:, 3] == 0, 2] % 12, minlength=12)  # (12,) pitched notes per class
         if counts.sum() == 0:
             continue

@@ -451,7 +451,7 @@ def test_a_lock_with_memory_that_hears_nothing_outside_the_scale_writes_what_the
     plain = MusicGenerator(g.codec, g.tokenizer, g.prior, g.default_programs, scale_lock=50.0, scale_lock_memory=0)
     remembering = MusicGenerator(g.codec, g.tokenizer, g.prior, g.default_programs, scale_lock=50.0, scale_lock_memory=8)
     frame = plain.layout(Request()).frame_key
-    assert plain.bars_per_decode(3, False, frame) > 1 and remembering.bars_per_decode(3, False, frame) == 1
+    assert plain.bars_per_decode(3, False, plain.lock(frame)) > 1 and remembering.bars_per_decode(3, False, remembering.lock(frame)) == 1
     request = Request(bars=6, seed=4)
     assert [b.phrases for b in plain.bars(request)] == [b.phrases for b in remembering.bars(request)]
 

@@ -93,18 +93,28 @@ def windows(bars: Sequence[Bar], size: int = 8) -> list[list[Bar]]:
 
 def window_metrics(bars: Sequence[Bar]) -> dict[str, float]:
     """Every metric of METRICS for one window of bars."""
-    offsets = np.cumsum([0] + [b.ticks for b in bars])
-    notes = np.concatenate([b.notes + [offsets[i], 0, 0, 0] for i, b in enumerate(bars)]) if bars else np.zeros((0, 4), np.int64)
+    notes = window_notes(bars)
     pitched = notes[notes[:, 3] == 0]
     return {
         "pitch_class_entropy": pitch_class_entropy(pitched),
         "scale_consistency": scale_consistency(pitched),
         "groove_consistency": groove_consistency(bars),
-        "empty_beat_rate": empty_beat_rate(notes, bars, offsets),
+        "empty_beat_rate": empty_beat_rate(notes, bars),
         "polyphony": polyphony(pitched),
         "pitch_range": float(pitched[:, 2].max() - pitched[:, 2].min()) if len(pitched) else float("nan"),
         "notes_per_bar": len(notes) / len(bars) if bars else float("nan"),
     }
+
+
+def window_notes(bars: Sequence[Bar]) -> np.ndarray:
+    """(N, 4) the notes of a window of bars, starts in ticks from the window's start."""
+    offsets = bar_offsets(bars)
+    return np.concatenate([b.notes + [offsets[i], 0, 0, 0] for i, b in enumerate(bars)]) if bars else np.zeros((0, 4), np.int64)
+
+
+def bar_offsets(bars: Sequence[Bar]) -> np.ndarray:
+    """(len(bars) + 1,) ticks from a window's start to each bar's start, then to its end."""
+    return np.cumsum([0] + [b.ticks for b in bars])
 
 
 def pitch_class_entropy(pitched: np.ndarray) -> float:
@@ -148,11 +158,12 @@ def groove_consistency(bars: Sequence[Bar]) -> float:
     return float(1 - np.mean(distances)) if distances else float("nan")
 
 
-def empty_beat_rate(notes: np.ndarray, bars: Sequence[Bar], offsets: np.ndarray) -> float:
-    """Share of beats in which no note (drums included) sounds; notes (N, 4) in window ticks,
-    bars starting at `offsets`."""
+def empty_beat_rate(notes: np.ndarray, bars: Sequence[Bar]) -> float:
+    """Share of beats in which no note (drums included) sounds; notes (N, 4) in window ticks
+    (`window_notes` of the bars)."""
     if not bars:
         return float("nan")
+    offsets = bar_offsets(bars)
     starts = np.concatenate([offsets[i] + np.arange(max(1, b.ticks // b.beat)) * b.beat for i, b in enumerate(bars)])  # (beats,)
     ends = np.concatenate([starts[1:], offsets[-1:]])  # each beat runs to the next one (the last to the window's end)
     note_ends = notes[:, 0] + np.maximum(notes[:, 1], 1)  # (N,)

@@ -280,11 +280,10 @@ class MusicGenerator:
             self._pitch_class_notes = pitch_class_notes(self.tokenizer)
         return self._pitch_class_notes
 
-    def bars_per_decode(self, n_tracks: int, steered: bool, frame_key: int) -> int:
+    def bars_per_decode(self, n_tracks: int, steered: bool, lock: ScaleLock | None) -> int:
         """Bars per codec batch of a piece: one where steering settles, or a scale lock with
         memory hears, bar by bar; else `bars_per_batch`."""
-        remembers = self.scale_lock_memory > 0 and self.lock(frame_key) is not None
-        return 1 if steered or remembers else self.bars_per_batch(n_tracks)
+        return 1 if steered or (lock is not None and lock.remembers) else self.bars_per_batch(n_tracks)
 
     # ---- bars ----------------------------------------------------------------------
     def bars(self, request: Request) -> Iterator[GeneratedBar]:
@@ -341,7 +340,7 @@ class MusicGenerator:
         bar_quarters = 4 * requested_ts[0] / requested_ts[1] if requested_ts else 4.0
         steering = self.steering(request, len(programs), bar_quarters)
         lock, groups = self.lock(layout.frame_key), self.draw_groups(layout.frame_key)
-        remembers = lock is not None and self.scale_lock_memory > 0
+        remembers = lock is not None and lock.remembers
         if layout.prompt_bars is not None:  # a continuation goes on from the prompt's rhythm and chromatic notes
             ts = layout.time_signature or (4, 4)
             if steering is not None:
@@ -350,7 +349,7 @@ class MusicGenerator:
                 for bar in layout.prompt_bars[-self.scale_lock_memory :]:
                     lock.hear(sounded_classes([phrase_facts(self.tokenizer, p, program) for p, program in zip(bar, programs)]))
         time_signature = requested_ts or layout.time_signature or (4, 4)  # of the last decoded chunk's last bar: a silent slot's empty bar
-        chunk, index = self.bars_per_decode(len(programs), steering is not None, layout.frame_key), 0
+        chunk, index = self.bars_per_decode(len(programs), steering is not None, lock), 0
         draws = self.draws_per_slot(steering) if steering else 1
         while request.bars is None or index < request.bars:
             n_bars = chunk if request.bars is None else min(chunk, request.bars - index)

@@ -70,6 +70,11 @@ class ScaleLock:
         self.outside = np.array([pc not in pitch_classes for pc in range(12)])  # (12,)
         self.recent: deque[np.ndarray] = deque(maxlen=memory)  # (12,) bool per bar: chromatic classes sounded
 
+    @property
+    def remembers(self) -> bool:
+        """Whether the lock hears written bars (a memory of at least one bar)."""
+        return bool(self.recent.maxlen)
+
     def bias(self) -> torch.Tensor:
         """(V,) float32: per note each id writes, -strength for a chromatic class not heard
         lately and +welcome for one heard lately."""
