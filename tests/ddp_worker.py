@@ -4,6 +4,7 @@ stop a second run at a time limit that one rank alone has reached."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import torch.distributed as dist
 
 from musemorphic.data.dataset import PhraseDataset
 from musemorphic.data.phrase_batches import PhraseBatcher
-from musemorphic.training.loop import TrainConfig, train
+from musemorphic.training.loop import TrainConfig, leave_process_group, train
 from musemorphic.training.phrase_vae import PhraseVAETask, build_phrase_vae
 
 
@@ -36,8 +37,11 @@ def main(data_dir: str, out_dir: str) -> None:
     late = train(task, TrainConfig(out_dir=out_dir + "/late", steps=3, batch_size=4, warmup_steps=1, max_minutes=limit))
     report["stopped_after"] = late.steps_done
     Path(out_dir, f"rank{rank}.json").write_text(json.dumps(report))
-    dist.destroy_process_group()
+    leave_process_group()
 
 
 if __name__ == "__main__":
     main(sys.argv[1], sys.argv[2])
+    # The claims under test are in the reports. Skip the interpreter's teardown, where gloo's threads
+    # once aborted a rank (CI, 2026-12-06: "terminate called without an active exception").
+    os._exit(0)

@@ -14,7 +14,7 @@ import torch
 
 from musemorphic.data.phrase_batches import PhraseBatcher
 from musemorphic.training.checkpoint import load_checkpoint
-from musemorphic.training.loop import TrainConfig, learning_rate, make_optimizer, train
+from musemorphic.training.loop import TrainConfig, leave_process_group, learning_rate, make_optimizer, train
 from musemorphic.training.phrase_vae import CurriculumConfig, PhraseVAETask, build_phrase_vae, load_phrase_vae
 
 TESTS = Path(__file__).parent
@@ -111,9 +111,19 @@ def test_ddp_over_gloo_keeps_replicas_identical(fixture_dataset_dir, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
            str(TESTS / "ddp_worker.py"), str(fixture_dataset_dir), str(tmp_path)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
-    assert done.returncode == 0, done.stderr[-3000:]
+    written = sorted(path.name for path in tmp_path.glob("rank*.json"))
+    assert done.returncode == 0, f"reports written: {written}\n{done.stdout[-1500:]}\n{done.stderr[-3000:]}"
     reports = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     assert reports[0]["params"] == reports[1]["params"]  # replicas stay identical
     assert reports[0]["first_batch"] != reports[1]["first_batch"]  # but saw different data
     assert reports[0]["moved"]  # and training changed them
     assert reports[0]["stopped_after"] == reports[1]["stopped_after"] == 1  # out of time on rank 0 alone: both stop
+
+
+def test_leave_process_group_closes_the_group_and_is_a_no_op_without_one(tmp_path):
+    import torch.distributed as dist
+
+    leave_process_group()  # no group: nothing to do
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0, world_size=1)
+    leave_process_group()
+    assert not dist.is_initialized()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -20,7 +21,7 @@ experiment_app = typer.Typer(help="Research experiments from the design document
 app.add_typer(experiment_app, name="experiment")
 analyze_app = typer.Typer(help="Look inside a trained model.", no_args_is_help=True)
 app.add_typer(analyze_app, name="analyze")
-console = Console(stderr=True)
+console = Console(stderr=True, quiet=int(os.environ.get("RANK", "0")) != 0)  # under torchrun, rank 0 alone speaks
 
 
 def progress_bar(label: str) -> Progress:
@@ -38,11 +39,12 @@ def progress_bar(label: str) -> Progress:
 def train_with_progress(task, config, out: Path, rate) -> None:
     """Run the shared training loop under a progress bar whose rate column shows `rate(row)`,
     then say how the run ended and where its checkpoint and log are."""
-    from musemorphic.training.loop import train
+    from musemorphic.training.loop import leave_process_group, train
 
     with progress_bar("training") as bar:
         job = bar.add_task("training", total=config.steps, rate="")
         result = train(task, config, progress=lambda done, total, row: bar.update(job, completed=done, rate=rate(row)))
+    leave_process_group()
     state = "stopped at the time limit" if result.stopped_early else "done"
     console.print(f"{state} after {result.steps_done} steps; checkpoint: {out / 'checkpoint'}; log: {out / 'log.csv'}")
 

@@ -118,6 +118,14 @@ def _distributed() -> tuple[int, int]:
     return (dist.get_rank(), world) if world > 1 else (0, 1)
 
 
+def leave_process_group() -> None:
+    """End a torchrun job cleanly: wait for every rank, then close the process group while the
+    interpreter is fully alive (a no-op outside torchrun)."""
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def train(
     task: Task,
     config: TrainConfig,
