@@ -50,7 +50,7 @@ def run_latent_mamba(generator: MusicGenerator, n_bars: int, seed: int, programs
     times, rss, quarters = [], {}, 0.0
     request = Request(bars=n_bars, seed=seed, programs=programs)
     n_tracks = len(programs or generator.default_programs)
-    lock = generator.lock(generator.layout(request).frame_key)
+    lock = generator.new_scale_lock(generator.layout(request).frame_key)
     chunk = generator.bars_per_decode(n_tracks, generator.steering(request, n_tracks) is not None, lock)
     drift = Drift(generator.tokenizer, programs or generator.default_programs)
     last, untimed = time.perf_counter(), 0.0

@@ -3,12 +3,13 @@ lock off, alternated in one process, for the model's default track layout and on
 
 Each repeat generates `--bars` bars of one seeded piece with each setting in turn (the order
 alternates between repeats); the figures are medians over the repeats of wall ms per bar, and
-the ratio is of those medians. Both settings steer with the critic when one is given, so both
-decode bar by bar: the difference is the lock's own work (its bias at every decoding step, and
-hearing each written bar) and the different notes it makes the decoder write.
+the ratio is of those medians. With a critic, both settings steer, so both decode bar by bar:
+the difference is the lock's own work (its bias at every decoding step, and hearing each written
+bar) and the different notes it makes the decoder write. Without one, the lock's memory also
+makes the generator decode bar by bar where the lock off decodes many bars per batch.
 
     cd benchmarks && OMP_NUM_THREADS=1 python scale_lock_cost.py --codec ../src/musemorphic/pretrained/phrase_vae \
-        --prior ../src/musemorphic/pretrained/latent_mamba --critic ../src/musemorphic/pretrained/phrase_critic
+        --prior ../src/musemorphic/pretrained/latent_mamba [--critic ../src/musemorphic/pretrained/phrase_critic]
 """
 
 from __future__ import annotations

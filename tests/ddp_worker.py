@@ -44,4 +44,6 @@ if __name__ == "__main__":
     main(sys.argv[1], sys.argv[2])
     # The claims under test are in the reports. Skip the interpreter's teardown, where gloo's threads
     # once aborted a rank (CI, 2026-12-06: "terminate called without an active exception").
+    sys.stdout.flush()
+    sys.stderr.flush()
     os._exit(0)

@@ -306,3 +306,15 @@ def test_the_decoding_options_default_to_the_generators_defaults():
     for command in (root.commands["generate"], root.commands["eval"].commands["generate"]):
         defaults = {p.name: p.default for p in command.params if p.name in expected}
         assert defaults == expected, command.name
+
+
+def test_under_torchrun_only_rank_zero_speaks(monkeypatch):
+    from musemorphic.cli.common import _another_rank
+
+    for world, rank, quiet in (("2", "1", True), ("2", "0", False), ("1", "3", False), ("2", "", False)):
+        monkeypatch.setenv("WORLD_SIZE", world)
+        monkeypatch.setenv("RANK", rank)
+        assert _another_rank() is quiet, (world, rank)
+    monkeypatch.delenv("WORLD_SIZE")
+    monkeypatch.delenv("RANK")
+    assert _another_rank() is False

@@ -20,8 +20,8 @@ from musemorphic.generation.generate import MusicGenerator, Request, requested_b
 from musemorphic.generation.phrase_codec import encode_bars, pitch_groups
 from musemorphic.generation.midi_writer import StreamingMidiWriter, channels_for
 from musemorphic.data.controls import scale_pitch_classes
-from musemorphic.generation.scale_lock import scale_logit_bias
-from musemorphic.generation.written_notes import phrase_facts, sounded_classes
+from musemorphic.generation.scale_lock import ScaleLock, scale_logit_bias
+from musemorphic.generation.written_notes import TPQ, phrase_facts, sounded_classes
 from musemorphic.models.latent_mamba import LatentMamba
 from musemorphic.models.phrase_critic import PhraseCritic, PhraseCriticConfig
 from musemorphic.data.phrase_batches import PhraseBatcher
@@ -338,7 +338,7 @@ def test_the_scale_lock_keeps_a_key_frame_prior_in_its_scale(key_frame_generator
     assert any(p % 12 not in d_major for _, _, p in free)  # the tiny codec writes wrong notes...
     assert kept and all(p % 12 in d_major for _, _, p in kept)  # ...which the lock keeps out
     assert g.layout(request).frame_key == 0  # the frame's C major, moved to D major on the way out
-    assert g.lock(0) is None  # no lock, no bias
+    assert g.new_scale_lock(0) is None  # no lock, no bias
 
 
 def _prompt_file(path, pitches) -> Path:
@@ -365,10 +365,10 @@ def test_the_scale_lock_follows_the_key_the_prior_writes_in(generator, key_frame
 def test_the_scale_lock_needs_a_scale(generator):
     locked = MusicGenerator(generator.codec, generator.tokenizer, generator.prior, generator.default_programs, scale_lock=2.0, scale_lock_memory=0)
     assert locked.layout(Request()).frame_key == -1  # a prior outside the key frame, no key asked for
-    assert locked.lock(-1) is None
+    assert locked.new_scale_lock(-1) is None
     assert locked.layout(Request(key="D minor")).frame_key == 14
     expected = scale_logit_bias(generator.tokenizer, scale_pitch_classes(14), 2.0)
-    assert torch.equal(locked.lock(14).bias(), expected)
+    assert torch.equal(locked.new_scale_lock(14).bias(), expected)
     with pytest.raises(ValueError, match="scale_lock"):
         MusicGenerator(generator.codec, generator.tokenizer, generator.prior, generator.default_programs, scale_lock=-1.0)
     with pytest.raises(ValueError, match="scale_lock_memory"):
@@ -427,6 +427,42 @@ def test_a_lock_with_memory_lets_through_the_chromatic_notes_the_prompt_sounded(
     assert chromatic == {6}  # the prompt's F#, and no other note outside the scale
 
 
+def test_a_lock_with_memory_hears_the_prompts_last_bars_then_every_bar_it_writes(key_frame_generator, tmp_path, monkeypatch):
+    g = key_frame_generator
+    heard = []
+    hear = ScaleLock.hear
+    monkeypatch.setattr(ScaleLock, "hear", lambda lock, classes: (heard.append(classes.copy()), hear(lock, classes)))
+    prompt = _prompt_file(tmp_path / "prompt.mid", [60, 64, 67, 65, 60, 66, 67, 72, 60, 64, 67, 65, 60, 64, 70, 72])  # F# in bar 2 of 4, Bb in 4
+    remembering = MusicGenerator(g.codec, g.tokenizer, g.prior, g.default_programs, scale_lock=0.25, scale_lock_memory=2)
+    bars = list(remembering.bars(Request(bars=4, seed=3, prompt=prompt)))
+    written = [sounded_classes([phrase_facts(g.tokenizer, p, program, bar_ticks(TPQ, bar.time_signature))
+                                for p, program in zip(bar.phrases, remembering.layout(Request(prompt=prompt)).programs)]) for bar in bars]
+    assert len(heard) == 2 + 4  # the prompt's last two bars, then each bar as it is written
+    assert [set(np.flatnonzero(h)) for h in heard[:2]] == [{0, 4, 5, 7}, {0, 4, 10}]  # not bar 2's F#
+    assert all(np.array_equal(h, w) for h, w in zip(heard[2:], written))
+
+
+def test_a_lock_with_memory_forgets_what_the_prompt_sounded_before_its_memory(key_frame_generator, tmp_path):
+    g = key_frame_generator
+    prompt = _prompt_file(tmp_path / "prompt.mid", [60, 64, 67, 65, 60, 66, 67, 72, 60, 64, 67, 65, 60, 64, 67, 72])  # F# only in bar 2 of 4
+    remembering = MusicGenerator(g.codec, g.tokenizer, g.prior, g.default_programs, scale_lock=50.0, scale_lock_memory=2, scale_lock_welcome=0.0)
+    c_major = scale_pitch_classes(0)
+    for seed in range(6):
+        remembering.write(Request(bars=3, seed=seed, prompt=prompt), tmp_path / "out.mid")
+        assert all(p % 12 in c_major for _, _, p in _pitched_notes(tmp_path / "out.mid"))
+
+
+def test_a_lock_hears_a_prompt_only_in_the_scale_it_keeps_to(generator, key_frame_generator, tmp_path):
+    d_major = _prompt_file(tmp_path / "d.mid", [62, 64, 66, 67, 69, 71, 73, 74, 62, 66, 69, 74])
+    chromatic = _prompt_file(tmp_path / "chromatic.mid", range(60, 72))  # no key
+    assert generator.layout(Request(prompt=d_major)).prompt_in_key
+    assert generator.layout(Request(prompt=d_major, key="B minor")).prompt_in_key  # the same scale
+    assert not generator.layout(Request(prompt=d_major, key="F major")).prompt_in_key  # its C# would pull from F major
+    assert key_frame_generator.layout(Request(prompt=d_major, key="F major")).prompt_in_key  # moved into the frame first
+    assert not key_frame_generator.layout(Request(prompt=chromatic, key="F major")).prompt_in_key
+    assert not generator.layout(Request()).prompt_in_key
+
+
 def test_a_continuation_hears_each_prompt_bar_of_every_track_in_the_key_frame(key_frame_generator, tmp_path):
     score = symusic.Score(480)
     piano, bass = symusic.Track(program=0), symusic.Track(program=33)
@@ -451,7 +487,7 @@ def test_a_lock_with_memory_that_hears_nothing_outside_the_scale_writes_what_the
     plain = MusicGenerator(g.codec, g.tokenizer, g.prior, g.default_programs, scale_lock=50.0, scale_lock_memory=0)
     remembering = MusicGenerator(g.codec, g.tokenizer, g.prior, g.default_programs, scale_lock=50.0, scale_lock_memory=8)
     frame = plain.layout(Request()).frame_key
-    assert plain.bars_per_decode(3, False, plain.lock(frame)) > 1 and remembering.bars_per_decode(3, False, remembering.lock(frame)) == 1
+    assert plain.bars_per_decode(3, False, plain.new_scale_lock(frame)) > 1 and remembering.bars_per_decode(3, False, remembering.new_scale_lock(frame)) == 1
     request = Request(bars=6, seed=4)
     assert [b.phrases for b in plain.bars(request)] == [b.phrases for b in remembering.bars(request)]
 
@@ -460,7 +496,7 @@ def test_a_lock_is_made_only_where_it_can_change_something(generator):
     def lock(strength, memory, welcome, frame_key=0):
         g = MusicGenerator(generator.codec, generator.tokenizer, generator.prior, generator.default_programs,
                            scale_lock=strength, scale_lock_memory=memory, scale_lock_welcome=welcome)
-        return g.lock(frame_key)
+        return g.new_scale_lock(frame_key)
 
     assert lock(0.0, 8, 0.5) is not None  # welcomes what it remembers
     assert lock(0.0, 0, 0.5) is None and lock(0.0, 8, 0.0) is None  # nothing to remember, or nothing to give

@@ -21,7 +21,17 @@ experiment_app = typer.Typer(help="Research experiments from the design document
 app.add_typer(experiment_app, name="experiment")
 analyze_app = typer.Typer(help="Look inside a trained model.", no_args_is_help=True)
 app.add_typer(analyze_app, name="analyze")
-console = Console(stderr=True, quiet=int(os.environ.get("RANK", "0")) != 0)  # under torchrun, rank 0 alone speaks
+
+
+def _another_rank() -> bool:
+    """Whether this process is a torchrun worker other than rank 0 (which alone speaks)."""
+    try:
+        return int(os.environ.get("WORLD_SIZE", "1")) > 1 and int(os.environ.get("RANK", "0")) != 0
+    except ValueError:
+        return False
+
+
+console = Console(stderr=True, quiet=_another_rank())
 
 
 def progress_bar(label: str) -> Progress:

@@ -46,12 +46,13 @@ def generate(
     ),
     scale_lock: float = typer.Option(
         0.25, min=0.0, help="Nats taken off the decoder's score of each note outside the piece's scale whose pitch class no track "
-        "sounded in the last --scale-lock-memory bars (with --scale-lock-welcome 0: off; 50 with --scale-lock-memory 0: no "
-        "note outside the scale but pitches clipped at the range's edges)."
+        "sounded in the last --scale-lock-memory bars (0, with --scale-lock-welcome 0 or --scale-lock-memory 0: no lock; 50 with "
+        "--scale-lock-memory 0: no note outside the scale but pitches clipped at the range's edges)."
     ),
     scale_lock_memory: int = typer.Option(
         8, min=0, help="Bars a pitch class outside the scale passes the scale lock once some track has sounded it, so the lock "
-        "guards the first bar in which a new one would sound (0: every such note pays; more than 0 decodes bar by bar)."
+        "guards the first bar in which a new one would sound (0: every such note pays; more than 0, with a key known, decodes "
+        "bar by bar)."
     ),
     scale_lock_welcome: float = typer.Option(
         0.5, min=0.0, help="Nats added to the decoder's score of each note of a pitch class outside the scale that the "

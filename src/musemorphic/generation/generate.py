@@ -103,7 +103,8 @@ class Layout:
     prompt_tempo: float | None  # BPM
     time_signature: tuple[int, int] | None  # the prompt's last bar's
     frame_key: int  # the key the prior writes in (-1: unknown), which a scale lock keeps to
-    prompt_bars: list[list[list[int]]] | None = None  # the prompt's bars in the key frame, base ids per track: what to go on from
+    prompt_bars: list[list[list[int]]] | None = None  # the prompt's bars moved as its latents were, base ids per track: what to go on from
+    prompt_in_key: bool = False  # whether those bars are in the frame key's scale (a scale lock then hears them)
 
 
 class MusicGenerator:
@@ -265,7 +266,7 @@ class MusicGenerator:
             self._token_groups[key] = pitch_groups(self.tokenizer, apart)
         return self._token_groups[key]
 
-    def lock(self, frame_key: int) -> ScaleLock | None:
+    def new_scale_lock(self, frame_key: int) -> ScaleLock | None:
         """A fresh scale lock for the key the prior writes in (a `Layout`'s frame_key), or
         None: a lock that would change nothing, or no key known (-1)."""
         welcomes = self.scale_lock_welcome > 0 and self.scale_lock_memory > 0
@@ -298,7 +299,17 @@ class MusicGenerator:
         else:
             latents, programs, prompt_key, prompt_tempo, prompt_ts, prompt_bars = self._prompt_latents(request.prompt)
         frame_key = self._frame_key(request, prompt_key)
-        return Layout(programs, latents, self._output_shift(request, prompt_key), prompt_tempo, prompt_ts, frame_key, prompt_bars)
+        return Layout(programs, latents, self._output_shift(request, prompt_key), prompt_tempo, prompt_ts, frame_key, prompt_bars,
+                      self._in_frame_scale(prompt_key, frame_key))
+
+    def _in_frame_scale(self, prompt_key: int | None, frame_key: int) -> bool:
+        """Whether a prompt of `prompt_key`, as the prior reads it, is in the frame key's scale: not
+        so when another key is requested from a prior that is not key-normalised, and the prompt's
+        chromatic notes would then pull towards its own key."""
+        if prompt_key in (None, -1) or frame_key == -1:
+            return False
+        heard = normalized_key(prompt_key) if self.prior.config.key_normalized else prompt_key
+        return ctl.scale_pitch_classes(heard) == ctl.scale_pitch_classes(frame_key)
 
     def _frame_key(self, request: Request, prompt_key: int | None) -> int:
         """The key the prior writes in (-1: unknown) for a request and its prompt's key (None: no prompt)."""
@@ -339,13 +350,13 @@ class MusicGenerator:
         requested_ts = ctl.parse_time_signature(request.time_signature) if request.time_signature else None
         bar_quarters = 4 * requested_ts[0] / requested_ts[1] if requested_ts else 4.0
         steering = self.steering(request, len(programs), bar_quarters)
-        lock, groups = self.lock(layout.frame_key), self.draw_groups(layout.frame_key)
+        lock, groups = self.new_scale_lock(layout.frame_key), self.draw_groups(layout.frame_key)
         remembers = lock is not None and lock.remembers
         if layout.prompt_bars is not None:  # a continuation goes on from the prompt's rhythm and chromatic notes
             ts = layout.time_signature or (4, 4)
             if steering is not None:
                 steering.hear(self._written_grids(layout.prompt_bars[-1], programs, bar_ticks(TPQ, ts)), bar_cells(ts))
-            if remembers:
+            if remembers and layout.prompt_in_key:
                 for bar in layout.prompt_bars[-self.scale_lock_memory :]:
                     lock.hear(sounded_classes([phrase_facts(self.tokenizer, p, program) for p, program in zip(bar, programs)]))
         time_signature = requested_ts or layout.time_signature or (4, 4)  # of the last decoded chunk's last bar: a silent slot's empty bar
@@ -448,7 +459,7 @@ class MusicGenerator:
     def _prompt_latents(self, path: Path) -> tuple[torch.Tensor, list[int], int, float, tuple[int, int], list[list[list[int]]]]:
         """(n_bars, n_tracks, Z) codec latents of a MIDI prompt (in the prior's key frame), its
         programs, its key (-1: unknown), its tempo in BPM, its last bar's time signature and
-        its bars' base ids per track (in the key frame)."""
+        its bars' base ids per track (moved as the latents are)."""
         tok = self.tokenizer
         raw = load_score(path)
         score = tok.preprocess(raw)
@@ -463,7 +474,7 @@ class MusicGenerator:
         mu = encode_bars(self.codec, tok, bars, [t.program for t in song.tracks for _ in t.bars])
         grid = mu.view(len(programs), song.n_bars, -1).transpose(0, 1)  # (n_bars, n_tracks, Z)
         last_ts = _majority_time_signature(tok, [t.bars[-1] for t in song.tracks])
-        by_bar = [[bars[k * song.n_bars + b] for k in range(len(programs))] for b in range(song.n_bars)]  # in the key frame
+        by_bar = [[bars[k * song.n_bars + b] for k in range(len(programs))] for b in range(song.n_bars)]  # (n_bars) x (n_tracks) base ids
         return grid.to(self.device), programs, key, tempo, last_ts, by_bar
 
     # ---- MIDI ----------------------------------------------------------------------
