@@ -5,8 +5,9 @@ EVALUATION.md, "Endless generation": process RSS sampled every 500 bars (and at 
 of one run of `--bars` bars written to a streaming MIDI file; wall ms per bar (p50, p99)
 and the real-time factor (seconds of music / seconds of compute). The codec decodes
 `MusicGenerator.bars_per_decode` bars per batch (about `decode_phrases` phrases, or one bar
-when steering or a scale lock with memory needs each bar written before the next is drawn),
-so a bar's time is its chunk's time divided by the chunk's bars; the drift figures are
+when steering needs each bar written before the next is drawn; a scale lock with memory decodes
+the rest of a chunk again from a bar that changes it), so a bar's time is its chunk's time
+divided by the chunk's bars; the drift figures are
 computed outside the timed stretches. Speed is measured for the model's default track layout and for one piano track. The baseline is a
 decoder-only transformer (the package's Pre-LN blocks with KV cache) of about the same
 parameter count as prior + codec, generating `tokens_per_bar` tokens per bar, where
@@ -50,8 +51,7 @@ def run_latent_mamba(generator: MusicGenerator, n_bars: int, seed: int, programs
     times, rss, quarters = [], {}, 0.0
     request = Request(bars=n_bars, seed=seed, programs=programs)
     n_tracks = len(programs or generator.default_programs)
-    lock = generator.new_scale_lock(generator.layout(request).frame_key)
-    chunk = generator.bars_per_decode(n_tracks, generator.steering(request, n_tracks) is not None, lock)
+    chunk = generator.bars_per_decode(n_tracks, generator.steering(request, n_tracks) is not None)
     drift = Drift(generator.tokenizer, programs or generator.default_programs)
     last, untimed = time.perf_counter(), 0.0
 

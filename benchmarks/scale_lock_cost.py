@@ -5,8 +5,9 @@ Each repeat generates `--bars` bars of one seeded piece with each setting in tur
 alternates between repeats); the figures are medians over the repeats of wall ms per bar, and
 the ratio is of those medians. With a critic, both settings steer, so both decode bar by bar:
 the difference is the lock's own work (its bias at every decoding step, and hearing each written
-bar) and the different notes it makes the decoder write. Without one, the lock's memory also
-makes the generator decode bar by bar where the lock off decodes many bars per batch.
+bar) and the different notes it makes the decoder write. Without one, both decode many bars per
+batch, and the lock's memory adds the decodings again of a chunk's rest from each bar that
+changes what it remembers.
 
     cd benchmarks && OMP_NUM_THREADS=1 python scale_lock_cost.py --codec ../src/musemorphic/pretrained/phrase_vae \
         --prior ../src/musemorphic/pretrained/latent_mamba [--critic ../src/musemorphic/pretrained/phrase_critic]

@@ -487,9 +487,29 @@ def test_a_lock_with_memory_that_hears_nothing_outside_the_scale_writes_what_the
     plain = MusicGenerator(g.codec, g.tokenizer, g.prior, g.default_programs, scale_lock=50.0, scale_lock_memory=0)
     remembering = MusicGenerator(g.codec, g.tokenizer, g.prior, g.default_programs, scale_lock=50.0, scale_lock_memory=8)
     frame = plain.layout(Request()).frame_key
-    assert plain.bars_per_decode(3, False, plain.new_scale_lock(frame)) > 1 and remembering.bars_per_decode(3, False, remembering.new_scale_lock(frame)) == 1
+    assert remembering.new_scale_lock(frame).remembers and remembering.bars_per_decode(3, False) > 1  # decoded in chunks
     request = Request(bars=6, seed=4)
     assert [b.phrases for b in plain.bars(request)] == [b.phrases for b in remembering.bars(request)]
+
+
+@pytest.mark.parametrize("decode_temperature", [0.0, 1.0], ids=["greedy", "sampled"])
+def test_a_lock_with_memory_decoding_chunks_ahead_writes_what_it_writes_bar_by_bar(key_frame_generator, monkeypatch, decode_temperature):
+    g = key_frame_generator
+    tracks = len(g.default_programs)
+    remembering = MusicGenerator(g.codec, g.tokenizer, g.prior, g.default_programs, scale_lock=0.25, scale_lock_memory=2,
+                                 scale_lock_welcome=0.5, decode_temperature=decode_temperature)
+    decodings = []
+    decode_slots = MusicGenerator._decode_slots
+    monkeypatch.setattr(MusicGenerator, "_decode_slots", lambda self, seed, first, *rest: (decodings.append(first), decode_slots(self, seed, first, *rest))[1])
+    request = Request(bars=12, seed=6, temperature=1.0)
+    remembering.decode_phrases = tracks  # one bar per batch: the reference
+    one = [b.phrases for b in remembering.bars(request)]
+    assert decodings == [bar * tracks for bar in range(12)]
+    decodings.clear()
+    remembering.decode_phrases = 6 * tracks  # two chunks of 6 bars
+    six = [b.phrases for b in remembering.bars(request)]
+    assert 2 < len(decodings) < 12  # the lock heard changes: parts of chunks were decoded again, but not every bar
+    assert six == one
 
 
 def test_a_lock_is_made_only_where_it_can_change_something(generator):

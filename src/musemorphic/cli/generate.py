@@ -51,8 +51,7 @@ def generate(
     ),
     scale_lock_memory: int = typer.Option(
         8, min=0, help="Bars a pitch class outside the scale passes the scale lock once some track has sounded it, so the lock "
-        "guards the first bar in which a new one would sound (0: every such note pays; more than 0, with a key known, decodes "
-        "bar by bar)."
+        "guards the first bar in which a new one would sound (0: every such note pays)."
     ),
     scale_lock_welcome: float = typer.Option(
         0.5, min=0.0, help="Nats added to the decoder's score of each note of a pitch class outside the scale that the "

@@ -17,7 +17,8 @@ differ from the track's previous bar's in the share of cells nearest `groove_dis
 (BENCHMARKS.md, "Groove steering"). A scale lock (`scale_lock.py`) makes the decoder lean
 away from notes outside that scale; by default it remembers the chromatic pitch classes of
 the last bars and welcomes them back, so it guards only the first bar a new one would sound
-in, and bars are then decoded one at a time so that it hears each. With a silence-head prior, the
+in: it hears each bar as it is written, and a chunk decoded ahead is decoded again from a bar
+that changes what it remembers, so the notes are those of decoding bar by bar. With a silence-head prior, the
 prior alone decides which slots are silent: a slot it draws sounding is decoded with its end
 barred until a note is complete (`note_ends`), where the codec would otherwise write some of
 those draws as empty bars (BENCHMARKS.md, "Sounding draws").
@@ -281,10 +282,10 @@ class MusicGenerator:
             self._pitch_class_notes = pitch_class_notes(self.tokenizer)
         return self._pitch_class_notes
 
-    def bars_per_decode(self, n_tracks: int, steered: bool, lock: ScaleLock | None) -> int:
-        """Bars per codec batch of a piece: one where steering settles, or a scale lock with
-        memory hears, bar by bar; else `bars_per_batch`."""
-        return 1 if steered or (lock is not None and lock.remembers) else self.bars_per_batch(n_tracks)
+    def bars_per_decode(self, n_tracks: int, steered: bool) -> int:
+        """Bars the prior draws ahead of the codec: one where steering settles bar by bar, else
+        `bars_per_batch` (decoded together, and again from a bar where a scale lock hears a change)."""
+        return 1 if steered else self.bars_per_batch(n_tracks)
 
     # ---- bars ----------------------------------------------------------------------
     def bars(self, request: Request) -> Iterator[GeneratedBar]:
@@ -360,7 +361,7 @@ class MusicGenerator:
                 for bar in layout.prompt_bars[-self.scale_lock_memory :]:
                     lock.hear(sounded_classes([phrase_facts(self.tokenizer, p, program) for p, program in zip(bar, programs)]))
         time_signature = requested_ts or layout.time_signature or (4, 4)  # of the last decoded chunk's last bar: a silent slot's empty bar
-        chunk, index = self.bars_per_decode(len(programs), steering is not None, lock), 0
+        chunk, index = self.bars_per_decode(len(programs), steering is not None), 0
         draws = self.draws_per_slot(steering) if steering else 1
         while request.bars is None or index < request.bars:
             n_bars = chunk if request.bars is None else min(chunk, request.bars - index)
@@ -383,11 +384,14 @@ class MusicGenerator:
                 # a silent slot: the prior reads the code of an empty bar, as it learned from
                 previous = (self._empty_code(programs[track], time_signature)[None] if quiet else drawn).expand(len(rows), -1)
                 latents.append(previous[0])
-            sounding = [i for i, quiet in enumerate(silent) if not quiet]
-            bias = lock.bias() if lock is not None else None
-            decodings = iter(self._decode(request.seed, index * len(programs), latents, sounding, bias, groups) if sounding else [])
-            decoded = [self.tokenizer.empty_bar(time_signature) if quiet else next(decodings) for quiet in silent]
-            for start in range(0, len(decoded), len(programs)):
+            # The chunk is decoded ahead under the lock's bias; when the lock hears a bar that changes
+            # its bias, the rest of the chunk is decoded again: what bar-by-bar decoding writes.
+            empty, decoded, heard = self.tokenizer.empty_bar(time_signature), [], None
+            for start in range(0, len(latents), len(programs)):
+                now = lock.heard_lately() if lock is not None else None
+                if start == 0 or now != heard:
+                    heard, bias = now, (lock.bias() if lock is not None else None)
+                    decoded[start:] = self._decode_slots(request.seed, index * len(programs), latents[start:], silent[start:], bias, groups, empty)
                 phrases = decoded[start : start + len(programs)]
                 bar = self._bar(index, phrases, programs, shift, requested_ts)
                 time_signature = bar.time_signature
@@ -401,6 +405,13 @@ class MusicGenerator:
                     lock.hear(sounded_classes(written))
                 yield bar
                 index += 1
+
+    def _decode_slots(self, seed: int, first_slot: int, latents: list[torch.Tensor], silent: list[bool], bias, groups,
+                      empty: list[int]) -> list[list[int] | None]:
+        """Each slot's bar from `first_slot` on: the sounding ones decoded under `bias`, the silent ones `empty`."""
+        sounding = [i for i, quiet in enumerate(silent) if not quiet]
+        decodings = iter(self._decode(seed, first_slot, latents, sounding, bias, groups) if sounding else [])
+        return [empty if quiet else next(decodings) for quiet in silent]
 
     def _decode(self, seed: int, first_slot: int, latents: list[torch.Tensor], sounding: list[int], bias, groups) -> list[list[int] | None]:
         """The sounding slots' bars. Sampled decoding draws each slot's uniforms from (seed, slot

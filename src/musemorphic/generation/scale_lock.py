@@ -75,10 +75,14 @@ class ScaleLock:
         """Whether the lock hears written bars (a memory of at least one bar)."""
         return bool(self.recent.maxlen)
 
+    def heard_lately(self) -> tuple[bool, ...]:
+        """Per pitch class (12), whether it is a chromatic one heard in the memory: all `bias` depends on."""
+        return tuple(np.any(list(self.recent), axis=0).tolist()) if self.recent else (False,) * 12
+
     def bias(self) -> torch.Tensor:
         """(V,) float32: per note each id writes, -strength for a chromatic class not heard
         lately and +welcome for one heard lately."""
-        heard = np.any(list(self.recent), axis=0) if self.recent else np.zeros(12, dtype=bool)  # (12,), outside the scale only
+        heard = np.array(self.heard_lately())  # (12,), outside the scale only
         per_class = torch.from_numpy(np.where(heard, self.welcome, np.where(self.outside, -self.strength, 0.0))).float()  # (12,)
         return self.notes @ per_class
 
