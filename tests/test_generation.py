@@ -435,8 +435,9 @@ def test_a_lock_with_memory_hears_the_prompts_last_bars_then_every_bar_it_writes
     prompt = _prompt_file(tmp_path / "prompt.mid", [60, 64, 67, 65, 60, 66, 67, 72, 60, 64, 67, 65, 60, 64, 70, 72])  # F# in bar 2 of 4, Bb in 4
     remembering = MusicGenerator(g.codec, g.tokenizer, g.prior, g.default_programs, scale_lock=0.25, scale_lock_memory=2)
     bars = list(remembering.bars(Request(bars=4, seed=3, prompt=prompt)))
+    programs = remembering.layout(Request(prompt=prompt)).programs
     written = [sounded_classes([phrase_facts(g.tokenizer, p, program, bar_ticks(TPQ, bar.time_signature))
-                                for p, program in zip(bar.phrases, remembering.layout(Request(prompt=prompt)).programs)]) for bar in bars]
+                                for p, program in zip(bar.phrases, programs)]) for bar in bars]
     assert len(heard) == 2 + 4  # the prompt's last two bars, then each bar as it is written
     assert [set(np.flatnonzero(h)) for h in heard[:2]] == [{0, 4, 5, 7}, {0, 4, 10}]  # not bar 2's F#
     assert all(np.array_equal(h, w) for h, w in zip(heard[2:], written))
