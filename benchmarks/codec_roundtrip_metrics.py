@@ -25,7 +25,7 @@ from musemorphic.evaluation.distributions import compare
 from musemorphic.evaluation.generation_report import metric_values, to_windows
 from musemorphic.evaluation.music_metrics import METRICS, song_bars
 from musemorphic.generation.phrase_codec import decode_bars, encode_bars
-from musemorphic.training.phrase_vae import load_phrase_vae
+from musemorphic.training.grid_codec import load_codec
 
 
 def round_trip(
@@ -52,7 +52,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
-    codec, tokenizer = load_phrase_vae(args.codec)
+    codec, tokenizer = load_codec(args.codec)
     test = PhraseDataset(args.data, split="test")
     originals, rebuilt = [], []
     for song in test.song_indices:

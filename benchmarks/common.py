@@ -45,12 +45,12 @@ def priors_on_test_songs(codec_path, data, prior_paths):
     """Yield (path, prior, windows) for each LatentMamba checkpoint: the prior and the test
     split's songs as `LatentSongWindows` in its key frame (latents encoded once and cached)."""
     from musemorphic.data.dataset import PhraseDataset
-    from musemorphic.models.phrase_vae import learned_from
+    from musemorphic.models.codec_identity import learned_from
     from musemorphic.training.latent_mamba import LatentSongWindows, load_latent_mamba
     from musemorphic.training.latents import cached_latents
-    from musemorphic.training.phrase_vae import load_phrase_vae
+    from musemorphic.training.grid_codec import load_codec
 
-    codec, _ = load_phrase_vae(codec_path)
+    codec, _ = load_codec(codec_path)
     test = PhraseDataset(data, split="test")
     for path in prior_paths:
         model, record = load_latent_mamba(path)

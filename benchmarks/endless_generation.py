@@ -19,7 +19,9 @@ its cache grows with the music, so its cost per bar does too.
 
 With `--critic`, the generator steers as `musemorphic generate` does by default (groove
 steering with a critic that predicts onset grids), decoding bar by bar; without, it samples
-the prior alone.
+the prior alone. `--old-codec/--old-prior/--old-critic` run another set of models (e.g. an
+earlier default) through the same measurements in the same process and report the speed
+ratios (new / old real-time factor, for the default layout and for one piano track).
 """
 
 from __future__ import annotations
@@ -165,6 +167,9 @@ def main() -> None:
     parser.add_argument("--tokens-per-bar", type=int, default=43)  # mean BPE tokens of a 3-track POP909 bar
     parser.add_argument("--critic", type=Path, help="PhraseCritic that steers, as generate's default (none: the prior alone)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--old-codec", type=Path, help="another codec to measure in the same run (with --old-prior)")
+    parser.add_argument("--old-prior", type=Path)
+    parser.add_argument("--old-critic", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(1)
     generator = MusicGenerator.load(args.codec, args.prior, args.critic)
@@ -173,9 +178,18 @@ def main() -> None:
     ours_short = run_latent_mamba(generator, args.baseline_bars, args.seed)
     piano = run_latent_mamba(generator, args.baseline_bars, args.seed, programs=[0])
     baseline = run_transformer(n_params, generator.tokenizer.vocab_size, args.tokens_per_bar, args.baseline_bars, args.seed)
-    print(json.dumps({"machine": machine(), "critic": str(args.critic), "parameters_prior_plus_codec": n_params, "latent_mamba": ours,
-                      "latent_mamba_same_bars_as_baseline": ours_short, "latent_mamba_one_piano_track": piano,
-                      "token_transformer": baseline}, indent=1))
+    result = {"machine": machine(), "critic": str(args.critic), "parameters_prior_plus_codec": n_params, "latent_mamba": ours,
+              "latent_mamba_same_bars_as_baseline": ours_short, "latent_mamba_one_piano_track": piano, "token_transformer": baseline}
+    if args.old_codec is not None:
+        old = MusicGenerator.load(args.old_codec, args.old_prior, args.old_critic)
+        old_layout = run_latent_mamba(old, args.baseline_bars, args.seed)
+        old_piano = run_latent_mamba(old, args.baseline_bars, args.seed, programs=[0])
+        result["old"] = {"codec": str(args.old_codec), "critic": str(args.old_critic), "default_layout": old_layout, "one_piano_track": old_piano}
+        result["speed_ratio_new_over_old"] = {
+            "default_layout": round(ours_short["real_time_factor"] / old_layout["real_time_factor"], 1),
+            "one_piano_track": round(piano["real_time_factor"] / old_piano["real_time_factor"], 1),
+        }
+    print(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from common import machine
 from musemorphic.data import controls as ctl
 from musemorphic.generation.steering import grid_distance
 from musemorphic.training.phrase_critic import critic_table, load_phrase_critic
-from musemorphic.training.phrase_vae import load_phrase_vae
+from musemorphic.training.grid_codec import load_codec
 
 
 def r_squared(predicted: np.ndarray, true: np.ndarray) -> float:
@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--phrases", type=int, default=3000)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    codec, _ = load_phrase_vae(args.codec)
+    codec, _ = load_codec(args.codec)
     critic, _ = load_phrase_critic(args.critic)
     cells = critic.config.onset_cells
     latents, facts = critic_table(codec, args.codec, args.data, "test", args.phrases, critic.config.key_normalized, cells=cells)

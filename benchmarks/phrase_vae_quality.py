@@ -1,10 +1,10 @@
-"""PhraseVAE reconstruction and prior figures on held-out songs (EVALUATION.md definitions).
+"""Bar codec reconstruction and prior figures on held-out songs.
 
-Evaluates one checkpoint on the test split of each prepared dataset given, and prints one
-JSON object per dataset plus a Markdown table.
+Evaluates one checkpoint (grid or autoregressive) on the test split of each prepared dataset
+given, or with --by-style on each style (corpus folder) inside it, and prints one JSON object
+plus a Markdown table.
 
-    OMP_NUM_THREADS=1 python benchmarks/phrase_vae_quality.py runs/phrase_vae_small/checkpoint \
-        data/pop909 data/wjd_solos
+    OMP_NUM_THREADS=1 python benchmarks/phrase_vae_quality.py runs/grid_codec/checkpoint data/mix --by-style
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import torch
 
 from common import machine
 from musemorphic.data.dataset import PhraseDataset
-from musemorphic.evaluation.phrase_vae import evaluate_phrase_vae
-from musemorphic.training.phrase_vae import load_phrase_vae
+from musemorphic.evaluation.phrase_vae import evaluate_codec
+from musemorphic.training.grid_codec import load_codec
 
 COLUMNS = [
     ("token_accuracy", "token acc"),
@@ -45,16 +45,21 @@ def main() -> None:
     parser.add_argument("--split", default="test")
     parser.add_argument("--max-bars", type=int, default=None)
     parser.add_argument("--prior-samples", type=int, default=1000)
+    parser.add_argument("--by-style", action="store_true", help="one row per style (corpus folder) of each dataset")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    model, tokenizer = load_phrase_vae(args.checkpoint)
+    model, tokenizer = load_codec(args.checkpoint)
     results = {}
     for path in args.datasets:
         dataset = PhraseDataset(path, split=args.split)
         dataset.tokenizer = tokenizer  # base tokens are shared; encode with the model's BPE
-        start = time.perf_counter()
-        report = evaluate_phrase_vae(model, dataset, max_bars=args.max_bars, prior_samples=args.prior_samples)
-        results[path.name] = {**report.to_dict(), "seconds": round(time.perf_counter() - start, 1)}
+        parts = {path.name: dataset}
+        if args.by_style:
+            parts = {f"{path.name}/{style}": dataset.of_style(style) for style in sorted({s["style"] for s in dataset.songs})}
+        for name, part in parts.items():
+            start = time.perf_counter()
+            report = evaluate_codec(model, part, max_bars=args.max_bars, prior_samples=args.prior_samples)
+            results[name] = {**report.to_dict(), "songs": len(part.songs), "seconds": round(time.perf_counter() - start, 1)}
     print(json.dumps({"machine": machine(), "checkpoint": str(args.checkpoint), "split": args.split, "results": results}, indent=1))
     print()
     print("| dataset | bars | " + " | ".join(label for _, label in COLUMNS) + " |")

@@ -84,7 +84,8 @@ class MeanPitchCodec(nn.Module):
     def encode(self, ids):
         weight = self.is_pitch[ids].float()
         mean = (self.pitch[ids] * weight).sum(1) / weight.sum(1).clamp(min=1)
-        return torch.stack([mean, torch.zeros_like(mean)], 1), None
+        mu = torch.stack([mean, torch.zeros_like(mean)], 1)
+        return mu, torch.zeros_like(mu)
 
 
 def test_pitch_direction_is_the_least_squares_semitone_step(tokenizer):

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 import midi_factory
 from musemorphic.cli import app
 from musemorphic.data.controls import scale_pitch_classes
-from musemorphic.models.phrase_vae import codec_record
+from musemorphic.models.codec_identity import codec_record
 
 runner = CliRunner()
 
@@ -136,7 +136,7 @@ def test_generate_checks_the_codes_a_prior_and_the_decodings_a_critic_learned(fi
 def test_train_phrase_vae_resumes_and_fine_tunes_as_the_run_was_trained(fixture_dataset_dir, tmp_path):
     """A run saved before `beta_per` existed (so weighed per token), with dropout, goes on that
     way whatever the flags say; so does a fine-tuning of it."""
-    train = ["train", "phrase-vae", "--data", str(fixture_dataset_dir), "--preset", "tiny", "--batch-size", "8",
+    train = ["train", "phrase-vae", "--data", str(fixture_dataset_dir), "--codec", "autoregressive", "--preset", "tiny", "--batch-size", "8",
              "--beta-per", "phrase"]
     result = runner.invoke(app, train + ["--steps", "4", "-o", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
@@ -165,7 +165,7 @@ def test_train_phrase_vae_resumes_and_fine_tunes_as_the_run_was_trained(fixture_
 def test_train_phrase_vae_retrains_only_the_decoder_and_resumes_that_way(fixture_dataset_dir, tmp_path):
     from safetensors.torch import load_file
 
-    train = ["train", "phrase-vae", "--data", str(fixture_dataset_dir), "--preset", "tiny", "--batch-size", "8"]
+    train = ["train", "phrase-vae", "--data", str(fixture_dataset_dir), "--codec", "autoregressive", "--preset", "tiny", "--batch-size", "8"]
     assert runner.invoke(app, train + ["--steps", "2", "-o", str(tmp_path / "base")]).exit_code == 0
     init = tmp_path / "base" / "checkpoint"
     bad = runner.invoke(app, train + ["--steps", "1", "--freeze-encoder", "-o", str(tmp_path / "bad")])
@@ -318,3 +318,20 @@ def test_under_torchrun_only_rank_zero_speaks(monkeypatch):
     monkeypatch.delenv("WORLD_SIZE")
     monkeypatch.delenv("RANK")
     assert _another_rank() is False
+
+
+def test_train_and_eval_a_grid_codec(fixture_dataset_dir, tmp_path):
+    train = ["train", "phrase-vae", "--data", str(fixture_dataset_dir), "--preset", "tiny", "--batch-size", "8", "--steps", "2",
+             "-o", str(tmp_path / "grid")]
+    result = runner.invoke(app, train)
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "grid" / "checkpoint" / "config.json").read_text())["codec"] == "grid"
+    refused = runner.invoke(app, [*train[:-2], "--freeze-encoder", "-o", str(tmp_path / "refused")])
+    assert refused.exit_code == 2 and "only for --codec autoregressive" in refused.output
+    result = runner.invoke(app, ["eval", "phrase-vae", str(tmp_path / "grid" / "checkpoint"), "--data", str(fixture_dataset_dir),
+                                 "--split", "train", "--max-bars", "16", "--prior-samples", "4", "--json"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.output.strip().splitlines()[-1])
+    for key in ("note_f1", "exact_bar_rate", "duration_match", "velocity_match", "mean_kl", "prior_grammatical"):
+        assert isinstance(figures[key], float), key
+    assert figures["token_accuracy"] is None and figures["prior_grammatical"] == 1.0

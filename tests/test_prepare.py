@@ -275,3 +275,17 @@ def test_a_given_tokenizer_must_write_this_versions_base_tokens(tmp_path):
     with pytest.raises(ValueError, match="base vocabulary"):
         prep.prepare([tmp_path / "corpus"], tmp_path / "ds", prep.PrepareConfig(workers=1), tokenizer=other)
     assert not (tmp_path / "ds").exists()  # refused before anything is written
+
+
+def test_a_split_restricted_to_one_style_keeps_only_its_songs(messy_dataset):
+    dataset = PhraseDataset(messy_dataset[0], split=None)
+    styles = sorted({s["style"] for s in dataset.songs})
+    parts = [dataset.of_style(style) for style in styles]
+    assert sum(len(part) for part in parts) == len(dataset)
+    assert sum(len(part.songs) for part in parts) == len(dataset.songs)
+    for style, part in zip(styles, parts):
+        assert {s["style"] for s in part.songs} == {style}
+        songs = {int(i) for i in dataset.shard.columns["phrase_song"][part.phrase_indices]}
+        assert songs == {int(i) for i in part.song_indices}
+    assert len(dataset.of_style("no such style")) == 0
+    assert len(styles) > 1  # "messy" and "deep": the restriction is tested on more than one style

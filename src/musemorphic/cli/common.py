@@ -83,13 +83,19 @@ def run_prepare(corpus: list[Path], out: Path, config, label: str = "preparing",
 
 
 def codec_of(codec: Path, data: Path):
-    """The PhraseVAE of a checkpoint folder, checked to read `data`'s token ids (the same tokenizer)."""
+    """The bar codec of a checkpoint folder, checked to read `data`'s token ids (the same
+    tokenizer; for a GridCodec, which reads base tokens, the same base vocabulary)."""
     from musemorphic.data.tokenizer import PhraseTokenizer
-    from musemorphic.training.phrase_vae import load_phrase_vae
+    from musemorphic.models.grid_codec import GridCodec
+    from musemorphic.training.grid_codec import load_codec
 
-    model, tokenizer = load_phrase_vae(codec)
+    model, tokenizer = load_codec(codec)
     theirs = data / "tokenizer.json"
-    if theirs.is_file() and PhraseTokenizer.load(theirs).to_json() != tokenizer.to_json():
+    if not theirs.is_file():
+        return model
+    other = PhraseTokenizer.load(theirs)
+    same = other.base_vocab == tokenizer.base_vocab if isinstance(model, GridCodec) else other.to_json() == tokenizer.to_json()
+    if not same:
         raise typer.BadParameter(
             f"{data}: its tokenizer differs from the codec's ({codec}); prepare the data with `--tokenizer {codec}`", param_hint="--codec"
         )

@@ -19,24 +19,28 @@ def eval_phrase_vae(
     prior_samples: int = typer.Option(512, help="Bars decoded from z ~ N(0, I) for the validity figure."),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as one JSON object."),
 ) -> None:
-    """Reconstruction, latent and prior figures of a PhraseVAE on held-out songs."""
+    """Reconstruction, latent and prior figures of a bar codec (grid or autoregressive) on held-out songs."""
     import json
 
     import torch
 
     from musemorphic.data.dataset import PhraseDataset
-    from musemorphic.evaluation.phrase_vae import evaluate_phrase_vae
-    from musemorphic.training.phrase_vae import load_phrase_vae
+    from musemorphic.evaluation.phrase_vae import evaluate_codec
+    from musemorphic.models.grid_codec import GridCodec
+    from musemorphic.training.grid_codec import load_codec
 
     torch.set_num_threads(1)
-    model, tokenizer = load_phrase_vae(checkpoint or shipped_model("phrase_vae"))
+    model, tokenizer = load_codec(checkpoint or shipped_model("phrase_vae"))
     dataset = PhraseDataset(data, split=split)
+    if isinstance(model, GridCodec) and dataset.tokenizer.base_vocab != tokenizer.base_vocab:
+        raise typer.BadParameter(f"{data}: its base vocabulary differs from the codec's", param_hint="--data")
     if dataset.tokenizer.to_json() != tokenizer.to_json():
-        console.print("[yellow]note:[/] the dataset's BPE differs from the model's; bars are re-encoded with the model's")
+        if not isinstance(model, GridCodec):
+            console.print("[yellow]note:[/] the dataset's BPE differs from the model's; bars are re-encoded with the model's")
         dataset.tokenizer = tokenizer
     with progress_bar("evaluating") as bar:
         job = bar.add_task("evaluating", total=None, rate="")
-        report = evaluate_phrase_vae(
+        report = evaluate_codec(
             model, dataset, max_bars=max_bars, prior_samples=prior_samples,
             progress=lambda done, total: bar.update(job, completed=done, total=total),
         )

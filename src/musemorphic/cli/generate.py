@@ -149,10 +149,10 @@ def transpose(
         raise typer.BadParameter(str(err)) from err
     if latent:
         from musemorphic.generation.transpose import transpose_song_latent
-        from musemorphic.training.phrase_vae import load_phrase_vae
+        from musemorphic.training.grid_codec import load_codec
 
         torch.set_num_threads(1)
-        model, tokenizer = load_phrase_vae(codec or shipped_model("phrase_vae"))
+        model, tokenizer = load_codec(codec or shipped_model("phrase_vae"))
         try:
             moved, summary = transpose_song_latent(model, tokenizer, score, semitones)
         except ValueError as err:

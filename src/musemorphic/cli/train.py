@@ -14,8 +14,11 @@ from musemorphic.cli.common import codec_of, console, model_path, progress_bar, 
 def train_phrase_vae(
     data: Path = typer.Option(..., help="A folder made by `musemorphic prepare`."),
     out: Path = typer.Option(Path("runs/phrase_vae"), "-o", "--out", help="Run folder (resumes if it holds a checkpoint)."),
+    codec: Optional[str] = typer.Option(
+        None, help="grid (one-pass decoder over the bar's note grid; the default) or autoregressive (the seed's token decoder); "
+        "with --init or a run to resume, that codec's kind."),
     preset: str = typer.Option("small", help="Model size: tiny, small (<= 5M parameters) or full (the seed's)."),
-    steps: int = typer.Option(3000, help="Optimizer steps in all (the curriculum is spread over them)."),
+    steps: int = typer.Option(3000, help="Optimizer steps in all (the autoregressive codec's curriculum is spread over them)."),
     batch_size: int = typer.Option(64, help="Phrases per step (per process under torchrun)."),
     lr: float = typer.Option(1e-3, help="Peak learning rate."),
     seed: int = typer.Option(0, help="Seed for weights, batches and augmentation."),
@@ -31,8 +34,13 @@ def train_phrase_vae(
     decoder_noise: float = typer.Option(0.0, min=0.0, help="In the VAE stage, add noise of std up to this to the decoder's latent (0 = off): a decoder that writes good bars from latents a prior samples."),
     freeze_encoder: bool = typer.Option(False, "--freeze-encoder", help="With --init: train the decoder only, so the codes (and a prior trained on them) stay valid."),
     keep_every: Optional[int] = typer.Option(None, min=1, help="Also keep the weights every this many steps in OUT/snapshots/ (to measure a learning curve)."),
+    beta: Optional[float] = typer.Option(None, min=0.0, help="KL weight (default: 0.1 per bar for grid, 0.01 per token for autoregressive)."),
+    velocity_levels: int = typer.Option(8, min=1, max=32, help="grid: velocity levels a note is written with."),
 ) -> None:
-    """Train a PhraseVAE with the three-stage curriculum (infilling, autoencoder, VAE).
+    """Train a bar codec. grid (the default): a one-pass decoder of each position and pitch's
+    onset, with each note's duration and velocity level, trained on the bar's ELBO with a KL
+    weight beta. autoregressive: the seed's PhraseVAE, with the three-stage curriculum
+    (infilling, autoencoder, VAE).
 
     With --init, training goes on from a trained model (its size and dropout, not --preset)
     and skips straight to the VAE stage at full beta, weighed as that model's training weighed
@@ -52,6 +60,17 @@ def train_phrase_vae(
     from musemorphic.training.loop import TrainConfig
     from musemorphic.training.phrase_vae import CurriculumConfig, PhraseVAETask, build_phrase_vae, load_phrase_vae
 
+    codec = codec or _codec_kind(init, out)
+    if codec not in ("grid", "autoregressive"):
+        raise typer.BadParameter(f"--codec must be grid or autoregressive, not {codec!r}")
+    if codec == "grid":
+        only_autoregressive = {"--init": init is not None, "--factorize": factorize > 0, "--dropout": dropout is not None,
+                               "--decoder-noise": decoder_noise > 0, "--freeze-encoder": freeze_encoder, "--beta-per": beta_per != "token"}
+        used = [name for name, given in only_autoregressive.items() if given]
+        if used:
+            raise typer.BadParameter(f"{', '.join(used)}: only for --codec autoregressive")
+        return _train_grid_codec(data, out, preset, steps, batch_size, lr, seed, minutes, device, bf16, augment, threads,
+                                 keep_every, beta, velocity_levels)
     if beta_per not in ("phrase", "token"):
         raise typer.BadParameter(f"--beta-per must be phrase or token, not {beta_per!r}")
     if freeze_encoder and init is None:
@@ -78,7 +97,8 @@ def train_phrase_vae(
         preset = f"from {init}"
     else:
         model = build_phrase_vae(dataset.tokenizer, preset, **({} if dropout is None else {"dropout": dropout}))
-        curriculum = CurriculumConfig(factorize=factorize, beta_per=beta_per, decoder_noise=decoder_noise)
+        curriculum = CurriculumConfig(factorize=factorize, beta_per=beta_per, decoder_noise=decoder_noise,
+                                      **({} if beta is None else {"beta": beta}))
     batcher = PhraseBatcher(dataset, model.config.max_len, AugmentConfig() if augment else None)
     task = PhraseVAETask(model, batcher, total_steps=steps, batch_size=batch_size, seed=seed, curriculum=curriculum)
     config = TrainConfig(out_dir=str(out), steps=steps, batch_size=batch_size, lr=lr, seed=seed,
@@ -91,6 +111,48 @@ def train_phrase_vae(
         return f"loss {row['loss']:.3f} acc {row['token_accuracy']:.3f} kl {row['kl']:.1f}{factor}"
 
     train_with_progress(task, config, out, rate)
+
+
+def _codec_kind(init: Optional[Path], out: Path) -> str:
+    """The codec kind a run goes on with: the saved run's, else the --init checkpoint's, else grid."""
+    from musemorphic.training.checkpoint import checkpoint_exists, read_checkpoint_config
+
+    for folder in (out / "checkpoint", model_path(init, "phrase_vae") if init is not None else None):
+        if folder is not None and checkpoint_exists(folder):
+            return read_checkpoint_config(folder).get("codec", "autoregressive")
+    return "grid"
+
+
+def _train_grid_codec(data: Path, out: Path, preset: str, steps: int, batch_size: int, lr: float, seed: int, minutes, device: str,
+                      bf16, augment: bool, threads: int, keep_every, beta, velocity_levels: int) -> None:
+    """`train phrase-vae --codec grid`."""
+    import torch
+
+    from musemorphic.data.augment import AugmentConfig
+    from musemorphic.data.dataset import PhraseDataset
+    from musemorphic.data.phrase_batches import PhraseBatcher
+    from musemorphic.models.grid_codec import GridCodec, GridCodecConfig
+    from musemorphic.training.checkpoint import checkpoint_exists, read_checkpoint_config
+    from musemorphic.training.grid_codec import GridCodecTask, GridTrainingConfig, build_grid_codec
+    from musemorphic.training.loop import TrainConfig
+
+    torch.set_num_threads(threads)
+    dataset = PhraseDataset(data, split="train")
+    torch.manual_seed(seed)
+    if checkpoint_exists(out / "checkpoint"):  # go on as the run began, whatever today's defaults
+        saved = read_checkpoint_config(out / "checkpoint")
+        model, training = GridCodec(GridCodecConfig.from_dict(saved["model"])), GridTrainingConfig.from_dict(saved["training"])
+        preset = f"resumed with the model and training settings saved in {out / 'checkpoint'}"
+    else:
+        model = build_grid_codec(dataset.tokenizer, preset, velocity_levels=velocity_levels)
+        training = GridTrainingConfig(**({} if beta is None else {"beta": beta}))
+    batcher = PhraseBatcher(dataset, max_len=1 << 30, augment=AugmentConfig() if augment else None, bucket_size=max(len(dataset), 1))
+    task = GridCodecTask(model, batcher, total_steps=steps, batch_size=batch_size, seed=seed, training=training)
+    config = TrainConfig(out_dir=str(out), steps=steps, batch_size=batch_size, lr=lr, seed=seed, max_minutes=minutes, device=device,
+                         bf16=bf16, warmup_steps=min(200, steps // 10), keep_every=keep_every)
+    n_params = sum(p.numel() for p in model.parameters())
+    console.print(f"GridCodec {preset}: {n_params / 1e6:.2f}M parameters; {len(batcher)} training phrases; {out}")
+    train_with_progress(task, config, out, lambda row: f"loss {row['loss']:.1f} f1 {row['note_f1']:.3f} kl {row['kl']:.0f}")
 
 
 @train_app.command("latent-mamba")
@@ -131,7 +193,7 @@ def train_latent_mamba(
     import torch
 
     from musemorphic.data.dataset import PhraseDataset
-    from musemorphic.models.phrase_vae import codec_record, learned_from
+    from musemorphic.models.codec_identity import codec_record, learned_from
     from musemorphic.training.latent_mamba import (
         LatentMambaTask,
         LatentSongWindows,
@@ -202,7 +264,7 @@ def train_phrase_critic(
 
     from musemorphic.data.dataset import PhraseDataset
     from musemorphic.models.phrase_critic import PhraseCritic, PhraseCriticConfig
-    from musemorphic.models.phrase_vae import codec_record
+    from musemorphic.models.codec_identity import codec_record
     from musemorphic.training.loop import TrainConfig
     from musemorphic.training.phrase_critic import PhraseCriticTask, critic_table
 

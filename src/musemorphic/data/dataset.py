@@ -53,6 +53,19 @@ class PhraseDataset:
         self._song_first_phrase = np.searchsorted(cols["phrase_song"], np.arange(len(song_split)))
         self._song_first_bar = np.searchsorted(cols["bar_song"], np.arange(len(song_split)))
 
+    def of_style(self, style: str) -> PhraseDataset:
+        """This split restricted to the songs of one style (a corpus folder's name by default)."""
+        import copy
+
+        view = copy.copy(self)
+        styles = np.array([s["style"] for s in self.shard.songs])
+        keep_song = np.zeros(len(styles), bool)
+        keep_song[self.song_indices] = True
+        keep_song &= styles == style
+        view.song_indices = np.flatnonzero(keep_song)
+        view.phrase_indices = np.flatnonzero(keep_song[self.shard.columns["phrase_song"]])
+        return view
+
     def __len__(self) -> int:
         """Number of phrases in the split."""
         return len(self.phrase_indices)

@@ -3,7 +3,8 @@
 * `phrase_embed`: seed 001's `Embed` over REMI bars (shifts via data/bar_shifts.py), so
   evaluation/factorization.py measures a PhraseVAE exactly as it measures a piano-roll encoder.
 * `transposition_report`: for each k, greedy decoding of mu(x) + k * d_pitch against the bar
-  transposed by k semitones: exact-match rate and note F1 (onset and pitch). As a ceiling,
+  transposed by k semitones: exact-match rate (every note's onset, pitch and duration) and
+  note F1 (onset and pitch). As a ceiling,
   the same figures for decoding mu(T_k x), the latent of the truly transposed bar.
 """
 
@@ -86,16 +87,21 @@ def transposition_report(
     return rows
 
 
+def _note_set(notes) -> list[tuple[int, int, str]]:
+    return sorted((n.position, n.pitch, n.duration) for n in notes)
+
+
 def _agreement(tokenizer: PhraseTokenizer, targets: Sequence[list[int]], decoded: Sequence[list[int] | None]) -> tuple[float, float]:
-    """(exact-match rate, note F1) of decoded bars (None = ungrammatical) against targets."""
+    """(exact-match rate: every note's onset, pitch and duration; note F1) of decoded bars
+    (None = ungrammatical) against targets."""
     exact = matched = n_ref = n_pred = 0
     for target, bar in zip(targets, decoded, strict=True):
         _, ref_notes = parse_bar(tokenizer.token_names(target))
         n_ref += len(ref_notes)
         if bar is None:
             continue
-        exact += bar == target
         _, pred_notes = parse_bar(tokenizer.token_names(bar))
+        exact += _note_set(pred_notes) == _note_set(ref_notes)
         m, _, n = note_f1(ref_notes, pred_notes)
         matched += m
         n_pred += n

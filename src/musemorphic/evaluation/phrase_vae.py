@@ -1,14 +1,15 @@
-"""How well a PhraseVAE codes bars (definitions in EVALUATION.md, "Codec reconstruction").
+"""How well a bar codec (GridCodec or PhraseVAE) codes bars.
 
 On held-out bars (non-empty ones for the headline figures; empty bars apart):
-- token accuracy: teacher-forced argmax with z = mu, over real (non-pad) targets;
-- exact bars: greedy decoding from z = mu equals the input after BPE decoding;
+- token accuracy (PhraseVAE only): teacher-forced argmax with z = mu, over real (non-pad) targets;
+- exact bars: greedy decoding from z = mu gives back every note's onset, pitch and duration;
 - note precision / recall / F1 on (onset, pitch), plus duration and velocity agreement of
   the matched notes;
 - mean KL to N(0, I) per bar, and active dimensions (variance of mu over bars > 0.01);
 - how the codes spread: the median posterior standard deviation (over bars and dimensions)
   and the median over dimensions of mu's standard deviation across bars. Their ratio says how
   tightly a bar is pinned down against how far apart bars lie;
+- empty bars given back empty;
 - prior validity: the share of bars greedily decoded from z ~ N(0, I) that are grammatical
   REMI+ (`data/remi_grammar.py`) and decode to MIDI, and why the others fail.
 """
@@ -36,7 +37,7 @@ class PhraseVAEReport:
     empty_bars: int
     too_long_bars: int  # longer than the model's max_len, left out
     mean_phrase_tokens: float  # codec tokens per phrase (Program and EOS included), empty bars too
-    token_accuracy: float
+    token_accuracy: float | None  # None for a codec that predicts no tokens (GridCodec)
     exact_bar_rate: float
     note_precision: float
     note_recall: float
@@ -73,11 +74,114 @@ def phrase_fault(tokenizer: PhraseTokenizer, ids: list[int]) -> str | None:
         return re.sub(r"\d+", "N", str(error))
     except (KeyError, IndexError) as error:  # ids outside the vocabulary
         return f"unknown tokens ({type(error).__name__})"
+    return bar_fault(tokenizer, tokenizer.program_by_id[ids[0]], bar)
+
+
+def bar_fault(tokenizer: PhraseTokenizer, program: int, bar: list[int]) -> str | None:
+    """Why a bar of base ids is not grammatical REMI+ that miditok decodes to MIDI (its
+    numbers replaced by N); None if it is."""
     try:
-        tokenizer.decode_song(SongTokens([TrackTokens(tokenizer.program_by_id[ids[0]], [bar])], []))
+        parse_bar(tokenizer.token_names(bar))
+        tokenizer.decode_song(SongTokens([TrackTokens(program, [bar])], []))
+    except GrammarError as error:
+        return re.sub(r"\d+", "N", str(error))
     except (KeyError, ValueError, IndexError) as error:
         return f"not decodable to MIDI ({type(error).__name__})"
     return None
+
+
+class NoteTally:
+    """Running note-level agreement of decoded bars with their references (non-empty bars)."""
+
+    def __init__(self):
+        self.bars = self.exact = self.matched = self.n_ref = self.n_pred = self.same_duration = self.same_velocity = 0
+
+    def add(self, reference: list[BarNote], predicted: list[BarNote]) -> None:
+        self.bars += 1
+        self.exact += _note_set(reference) == _note_set(predicted)
+        m, r, p = note_f1(reference, predicted)
+        self.matched, self.n_ref, self.n_pred = self.matched + m, self.n_ref + r, self.n_pred + p
+        pairs = _matched_pairs(reference, predicted)
+        self.same_duration += sum(a.duration == b.duration for a, b in pairs)
+        self.same_velocity += sum(a.velocity == b.velocity for a, b in pairs)
+
+    def figures(self) -> dict[str, float]:
+        precision, recall, f1 = precision_recall_f1(self.matched, self.n_ref, self.n_pred)
+        return {"exact_bar_rate": self.exact / max(self.bars, 1), "note_precision": precision, "note_recall": recall, "note_f1": f1,
+                "duration_match": self.same_duration / max(self.matched, 1), "velocity_match": self.same_velocity / max(self.matched, 1)}
+
+
+def _note_set(notes: list[BarNote]) -> list[tuple[int, int, str]]:
+    """A bar's notes by (onset, pitch, duration): what an exact bar must give back."""
+    return sorted((n.position, n.pitch, n.duration) for n in notes)
+
+
+def evaluate_codec(model, dataset: PhraseDataset, **kwargs) -> PhraseVAEReport:
+    """`evaluate_grid_codec` or `evaluate_phrase_vae`, by the codec's kind."""
+    from musemorphic.models.grid_codec import GridCodec
+
+    return (evaluate_grid_codec if isinstance(model, GridCodec) else evaluate_phrase_vae)(model, dataset, **kwargs)
+
+
+@torch.no_grad()
+def evaluate_grid_codec(
+    model,
+    dataset: PhraseDataset,
+    max_bars: int | None = None,
+    batch_size: int = 256,
+    prior_samples: int = 512,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> PhraseVAEReport:
+    """The figures of `evaluate_phrase_vae` for a GridCodec (no token accuracy: it predicts no tokens)."""
+    from musemorphic.generation.phrase_codec import decode_grid_bars, decode_grid_tracks, encode_bars_gaussian
+
+    model.eval()
+    tok = dataset.tokenizer
+    batcher = PhraseBatcher(dataset, max_len=1 << 30)
+    positions = _chosen(batcher.indices, max_bars, seed)
+    tally, empty_exact, n_empty, n_tokens = NoteTally(), 0, 0, 0
+    mus, logvars = [], []
+    for start in range(0, len(positions), batch_size):
+        bars, programs = batcher.bars(positions[start : start + batch_size])
+        mu, logvar = encode_bars_gaussian(model, tok, bars, programs, batch_size)
+        for bar, program, out, m, lv in zip(bars, programs, decode_grid_bars(model, tok, mu, batch_size), mu, logvar):
+            n_tokens += len(bar)
+            reference, predicted = phrase_notes(tok, [program, *bar]), phrase_notes(tok, [program, *out])
+            if not reference:
+                n_empty += 1
+                empty_exact += not predicted
+                continue
+            tally.add(reference, predicted)
+            mus.append(m)
+            logvars.append(lv)
+        if progress is not None:
+            progress(min(start + batch_size, len(positions)), len(positions))
+    mean = torch.stack(mus) if mus else torch.zeros(0, model.config.d_latent)
+    log_var = torch.stack(logvars) if logvars else torch.zeros(0, model.config.d_latent)
+    faults: Counter[str] = Counter()
+    if prior_samples:
+        z = torch.randn(prior_samples, model.config.d_latent, generator=torch.Generator().manual_seed(seed))
+        for program, bar in decode_grid_tracks(model, tok, z, batch_size):
+            faults[bar_fault(tok, program, bar)] += 1
+        faults.pop(None, None)
+    return PhraseVAEReport(
+        bars=tally.bars, empty_bars=n_empty, too_long_bars=0, mean_phrase_tokens=n_tokens / max(len(positions), 1),
+        token_accuracy=None, **tally.figures(), empty_bar_exact_rate=empty_exact / max(n_empty, 1),
+        mean_kl=float((0.5 * (mean.pow(2) + log_var.exp() - 1 - log_var).sum(-1)).mean()) if len(mean) else 0.0,
+        active_dims=int((mean.var(dim=0) > 0.01).sum()) if len(mean) > 1 else 0,
+        posterior_std_median=float((0.5 * log_var).exp().median()) if len(mean) else 0.0,
+        mean_spread_median=float(mean.std(dim=0).median()) if len(mean) > 1 else 0.0,
+        prior_grammatical=(1 - faults.total() / prior_samples) if prior_samples else None,
+        prior_samples=prior_samples, prior_faults=dict(faults.most_common()),
+    )
+
+
+def _chosen(indices: np.ndarray, max_bars: int | None, seed: int) -> np.ndarray:
+    """At most `max_bars` of the split positions, drawn once by `seed` (all when None), in order."""
+    if max_bars is not None and len(indices) > max_bars:
+        return np.sort(np.random.default_rng(seed).choice(indices, max_bars, replace=False))
+    return indices
 
 
 @torch.no_grad()
@@ -94,12 +198,10 @@ def evaluate_phrase_vae(
     tok = dataset.tokenizer
     device = next(model.parameters()).device
     batcher = PhraseBatcher(dataset, model.config.max_len)
-    positions = batcher.indices
-    if max_bars is not None and len(positions) > max_bars:
-        positions = np.sort(np.random.default_rng(seed).choice(positions, max_bars, replace=False))
+    positions = _chosen(batcher.indices, max_bars, seed)
     n_notes = dataset.shard.columns["phrase_n_notes"][dataset.phrase_indices[positions]]
-    correct = total = exact = empty_exact = 0
-    matched = n_ref = n_pred = same_duration = same_velocity = 0
+    correct = total = empty_exact = 0
+    tally = NoteTally()
     mus, kls, stds = [], [], []
     for start in range(0, len(positions), batch_size):
         chunk = slice(start, start + batch_size)
@@ -121,32 +223,20 @@ def evaluate_phrase_vae(
             if is_empty:
                 empty_exact += predicted == target
                 continue
-            exact += predicted == target
-            ref_notes, pred_notes = phrase_notes(tok, target), phrase_notes(tok, predicted)
-            m, r, p = note_f1(ref_notes, pred_notes)
-            matched, n_ref, n_pred = matched + m, n_ref + r, n_pred + p
-            pairs = _matched_pairs(ref_notes, pred_notes)
-            same_duration += sum(a.duration == b.duration for a, b in pairs)
-            same_velocity += sum(a.velocity == b.velocity for a, b in pairs)
+            tally.add(phrase_notes(tok, target), phrase_notes(tok, predicted))
         if progress is not None:
             progress(min(start + batch_size, len(positions)), len(positions))
     mu_all = torch.cat(mus) if mus else torch.zeros(0, model.config.d_latent)
     faults = prior_faults(model, tok, prior_samples, seed)
     n_full = int((n_notes > 0).sum())
     n_empty = len(positions) - n_full
-    precision, recall, f1 = precision_recall_f1(matched, n_ref, n_pred)
     return PhraseVAEReport(
         bars=n_full,
         empty_bars=n_empty,
         too_long_bars=batcher.n_too_long,
         mean_phrase_tokens=total / max(len(positions), 1),
         token_accuracy=correct / max(total, 1),
-        exact_bar_rate=exact / max(n_full, 1),
-        note_precision=precision,
-        note_recall=recall,
-        note_f1=f1,
-        duration_match=same_duration / max(matched, 1),
-        velocity_match=same_velocity / max(matched, 1),
+        **tally.figures(),
         empty_bar_exact_rate=empty_exact / max(n_empty, 1),
         mean_kl=float(torch.cat(kls).mean()) if n_full else 0.0,
         active_dims=int((mu_all.var(dim=0) > 0.01).sum()) if len(mu_all) > 1 else 0,

@@ -47,10 +47,11 @@ from musemorphic.generation.steering import ControlSteering, SteeringTarget, den
 from musemorphic.generation.written_notes import TPQ, bar_cells, fits_track, onset_cells, phrase_facts, sounded_classes, written_notes
 from musemorphic.models.latent_mamba import LatentMamba
 from musemorphic.models.phrase_critic import PhraseCritic
-from musemorphic.models.phrase_vae import PhraseVAE, learned_from
+from musemorphic.models.codec_identity import learned_from
+from musemorphic.models.phrase_vae import PhraseVAE
 from musemorphic.training.latent_mamba import SongControlsEncoder, load_latent_mamba
 from musemorphic.training.phrase_critic import load_phrase_critic
-from musemorphic.training.phrase_vae import load_phrase_vae
+from musemorphic.training.grid_codec import load_codec
 
 DEFAULT_TEMPO = 120.0
 # How the codec writes a latent's bar by default, chosen with the shipped models against the
@@ -192,7 +193,7 @@ class MusicGenerator:
     ) -> MusicGenerator:
         """Codec, prior and (optional) critic from their checkpoint folders; the prior and the
         critic record which codec they learned."""
-        codec, tokenizer = load_phrase_vae(codec_dir)
+        codec, tokenizer = load_codec(codec_dir)
         prior, record = load_latent_mamba(prior_dir)
         if not learned_from(record, codec):
             raise ValueError(f"{prior_dir} was trained on the latents of another codec than {codec_dir}")
@@ -391,7 +392,8 @@ class MusicGenerator:
                 now = lock.heard_lately() if lock is not None else None
                 if start == 0 or now != heard:
                     heard, bias = now, (lock.bias() if lock is not None else None)
-                    decoded[start:] = self._decode_slots(request.seed, index * len(programs), latents[start:], silent[start:], bias, groups, empty)
+                    decoded[start:] = self._decode_slots(request.seed, index * len(programs), latents[start:], silent[start:], bias, groups,
+                                                         empty, programs)
                 phrases = decoded[start : start + len(programs)]
                 bar = self._bar(index, phrases, programs, shift, requested_ts)
                 time_signature = bar.time_signature
@@ -407,24 +409,28 @@ class MusicGenerator:
                 index += 1
 
     def _decode_slots(self, seed: int, first_slot: int, latents: list[torch.Tensor], silent: list[bool], bias, groups,
-                      empty: list[int]) -> list[list[int] | None]:
-        """Each slot's bar from `first_slot` on: the sounding ones decoded under `bias`, the silent ones `empty`."""
+                      empty: list[int], programs: list[int]) -> list[list[int] | None]:
+        """Each slot's bar from `first_slot` (the first slot of a bar) on: the sounding ones
+        decoded under `bias` for their track's program, the silent ones `empty`."""
         sounding = [i for i, quiet in enumerate(silent) if not quiet]
-        decodings = iter(self._decode(seed, first_slot, latents, sounding, bias, groups) if sounding else [])
+        slot_programs = [programs[i % len(programs)] for i in sounding]
+        decodings = iter(self._decode(seed, first_slot, latents, sounding, bias, groups, slot_programs) if sounding else [])
         return [empty if quiet else next(decodings) for quiet in silent]
 
-    def _decode(self, seed: int, first_slot: int, latents: list[torch.Tensor], sounding: list[int], bias, groups) -> list[list[int] | None]:
-        """The sounding slots' bars. Sampled decoding draws each slot's uniforms from (seed, slot
-        number in the piece), so a bar's notes do not depend on the chunk it is decoded in."""
+    def _decode(self, seed: int, first_slot: int, latents: list[torch.Tensor], sounding: list[int], bias, groups,
+                programs: list[int]) -> list[list[int] | None]:
+        """The sounding slots' bars. A PhraseVAE's sampled decoding draws each slot's uniforms
+        from (seed, slot number in the piece), so a bar's notes do not depend on the chunk it is
+        decoded in; a GridCodec decodes greedily, each bar for its track's `programs`."""
         uniforms = None
-        if self.decode_temperature > 0:
+        if self.decode_temperature > 0 and isinstance(self.codec, PhraseVAE):
             length = self.codec.config.max_len
             draws = [np.random.default_rng([seed, 2, first_slot + i]).random(length) for i in sounding]
             uniforms = torch.from_numpy(np.stack(draws))  # (n_sounding, max_len)
         z = torch.stack([latents[i] for i in sounding])  # (n_sounding, Z)
         return decode_bars(
             self.codec, self.tokenizer, z, logit_bias=bias, salvage=self.salvage, temperature=self.decode_temperature,
-            uniforms=uniforms, top_p=self.decode_top_p, token_groups=groups, note_ends=self._note_ends,
+            uniforms=uniforms, top_p=self.decode_top_p, token_groups=groups, note_ends=self._note_ends, programs=programs,
         )
 
     def _written_grids(self, phrases: list[list[int] | None], programs: list[int], length: int) -> list[np.ndarray] | None:

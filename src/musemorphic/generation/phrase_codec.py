@@ -1,4 +1,5 @@
-"""Bars <-> latents through a PhraseVAE, in batches: posterior means in, greedy or sampled decoding out."""
+"""Bars <-> latents through a bar codec (GridCodec or PhraseVAE), in batches: posterior means in,
+decoded bars out (greedy or sampled for a PhraseVAE, greedy for a GridCodec)."""
 
 from __future__ import annotations
 
@@ -6,28 +7,43 @@ from collections.abc import Sequence
 
 import torch
 
+from musemorphic.data.bar_grid import GridVocabulary
 from musemorphic.data.phrase_batches import codec_batch, grammatical_bar, salvaged_bar
 from musemorphic.data.remi_grammar import GrammarError
 from musemorphic.data.tokenizer import PhraseTokenizer
+from musemorphic.models.grid_codec import GridCodec
 from musemorphic.models.phrase_vae import PhraseVAE
 
 
 @torch.no_grad()
 def encode_bars(
-    model: PhraseVAE, tokenizer: PhraseTokenizer, bars: Sequence[list[int]], programs: Sequence[int], batch_size: int = 256
+    model: PhraseVAE | GridCodec, tokenizer: PhraseTokenizer, bars: Sequence[list[int]], programs: Sequence[int], batch_size: int = 256
 ) -> torch.Tensor:
-    """Posterior means (N, Z) of base-id bars with their programs (cut to the codec's max_len)."""
+    """Posterior means (N, Z) of base-id bars with their programs (cut to a PhraseVAE's max_len)."""
+    return encode_bars_gaussian(model, tokenizer, bars, programs, batch_size)[0]
+
+
+@torch.no_grad()
+def encode_bars_gaussian(
+    model: PhraseVAE | GridCodec, tokenizer: PhraseTokenizer, bars: Sequence[list[int]], programs: Sequence[int], batch_size: int = 256
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Posterior means and log-variances (N, Z) of base-id bars with their programs."""
     device = next(model.parameters()).device
-    out = []
-    for start in range(0, len(bars), batch_size):
-        ids = codec_batch(tokenizer, bars[start : start + batch_size], programs[start : start + batch_size])
-        out.append(model.encode(ids[:, : model.config.max_len].to(device))[0].float().cpu())
-    return torch.cat(out) if out else torch.zeros(0, model.config.d_latent)
+    if isinstance(model, GridCodec):
+        vocabulary = GridVocabulary(tokenizer, model.config.velocity_levels)
+        chunks = [model.encode(vocabulary.grids(bars[s : s + batch_size], programs[s : s + batch_size]).to(device))
+                  for s in range(0, len(bars), batch_size)]
+    else:
+        chunks = [model.encode(codec_batch(tokenizer, bars[s : s + batch_size], programs[s : s + batch_size])[:, : model.config.max_len].to(device))
+                  for s in range(0, len(bars), batch_size)]
+    if not chunks:
+        return torch.zeros(0, model.config.d_latent), torch.zeros(0, model.config.d_latent)
+    return torch.cat([mu for mu, _ in chunks]).float().cpu(), torch.cat([logvar for _, logvar in chunks]).float().cpu()
 
 
 @torch.no_grad()
 def decode_bars(
-    model: PhraseVAE,
+    model: PhraseVAE | GridCodec,
     tokenizer: PhraseTokenizer,
     z: torch.Tensor,
     batch_size: int = 256,
@@ -38,14 +54,22 @@ def decode_bars(
     top_p: float = 1.0,
     token_groups: torch.Tensor | None = None,
     note_ends: torch.Tensor | None = None,
+    programs: Sequence[int] | None = None,
 ) -> list[list[int] | None]:
     """Decoding of latents (N, Z) to base-id bars, None where ungrammatical: greedy, or sampled
     at `temperature` from each step's top-p nucleus with each bar's `uniforms` (N, max_len)
     (`PhraseVAE.generate`), only among the greedy token's `token_groups` (V,) when given; with
     `note_ends` (V,) bool, every bar completes a note before it ends (`note_ends()`). With
     `salvage`, an ungrammatical bar keeps its complete notes before the first fault
-    (`salvaged_bar`). `logit_bias` (V,) is added to the decoder's logits."""
+    (`salvaged_bar`). `logit_bias` (V,) is added to the decoder's logits.
+
+    A GridCodec decodes greedily in one pass per batch, and every bar it writes is grammatical:
+    `logit_bias` at the Pitch tokens is added to each pitch's onset logits, `note_ends` makes
+    every bar sound, `programs` (N,) sets each bar's program (else z's), and the sampling
+    arguments do not apply."""
     device = next(model.parameters()).device
+    if isinstance(model, GridCodec):
+        return decode_grid_bars(model, tokenizer, z, batch_size, logit_bias, note_ends is not None, programs)
     bias = logit_bias.to(device) if logit_bias is not None else None
     if temperature > 0 and uniforms is None:
         uniforms = torch.rand(len(z), model.config.max_len, dtype=torch.float64)
@@ -63,6 +87,34 @@ def decode_bars(
                 out.append(grammatical_bar(tokenizer, ids))
             except GrammarError:
                 out.append(None)
+    return out
+
+
+@torch.no_grad()
+def decode_grid_bars(model: GridCodec, tokenizer: PhraseTokenizer, z: torch.Tensor, batch_size: int = 256,
+                     logit_bias: torch.Tensor | None = None, must_sound: bool = False,
+                     programs: Sequence[int] | None = None) -> list[list[int]]:
+    """A GridCodec's greedy decoding of latents (N, Z) to base-id bars (see `decode_bars`)."""
+    return [bar for _, bar in decode_grid_tracks(model, tokenizer, z, batch_size, logit_bias, must_sound, programs)]
+
+
+@torch.no_grad()
+def decode_grid_tracks(model: GridCodec, tokenizer: PhraseTokenizer, z: torch.Tensor, batch_size: int = 256,
+                       logit_bias: torch.Tensor | None = None, must_sound: bool = False,
+                       programs: Sequence[int] | None = None) -> list[tuple[int, list[int]]]:
+    """`decode_grid_bars` with the program each bar is written for."""
+    device = next(model.parameters()).device
+    vocabulary = GridVocabulary(tokenizer, model.config.velocity_levels)
+    pitch_bias = None
+    if logit_bias is not None:
+        pitch_ids = [ids[0] for ids in tokenizer.bpe_encode([[tokenizer.base_vocab[f"Pitch_{p}"]] for p in range(128)])]
+        pitch_bias = logit_bias[pitch_ids].float().to(device)  # (128,) each pitch's own token's bias
+    program_classes = None if programs is None else torch.tensor([vocabulary.program_index(p) for p in programs])
+    out = []
+    for start in range(0, len(z), batch_size):
+        chunk_programs = None if program_classes is None else program_classes[start : start + batch_size].to(device)
+        for grids in model.write(z[start : start + batch_size].to(device), pitch_bias, chunk_programs, must_sound):
+            out.append((vocabulary.programs[grids[4]], vocabulary.bar(*grids)))
     return out
 
 

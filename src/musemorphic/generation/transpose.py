@@ -67,7 +67,8 @@ def transpose_song_latent(
         (t, b) for t, track in enumerate(song.tracks) for b, bar in enumerate(track.bars)
         if pitched(tokenizer, bar, track.program)
     ]
-    fits = [len(song.tracks[t].bars[b]) + 2 <= model.config.max_len for t, b in candidates]  # BPE only shortens
+    max_len = model.config.max_len if isinstance(model, PhraseVAE) else None  # a GridCodec reads every bar
+    fits = [max_len is None or len(song.tracks[t].bars[b]) + 2 <= max_len for t, b in candidates]  # BPE only shortens
     slots = [slot for slot, ok in zip(candidates, fits) if ok]
     bars = [song.tracks[t].bars[b] for t, b in slots]
     programs = [song.tracks[t].program for t, _ in slots]
@@ -76,7 +77,7 @@ def transpose_song_latent(
     if direction is None:
         direction = pitch_direction(model, tokenizer, bars, programs)
     z = encode_bars(model, tokenizer, bars, programs) + semitones * direction
-    decoded = decode_bars(model, tokenizer, z)
+    decoded = decode_bars(model, tokenizer, z, programs=programs)
     grid = [list(track.bars) for track in song.tracks]
     silenced = 0
     for (t, b), bar in zip(slots, decoded):

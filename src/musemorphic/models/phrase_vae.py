@@ -11,13 +11,13 @@ Glossary: B batch, T tokens, D model width, Z latent width, V vocabulary.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from musemorphic.models.codec_identity import weights_fingerprint
 from musemorphic.models.config import JsonConfig
 from musemorphic.nn.bottleneck import QueryBottleneck
 from musemorphic.nn.fme import MusicFeatureEmbedding
@@ -216,38 +216,6 @@ class PhraseVAE(nn.Module):
                 z, rows, next_id, silent = z[running], rows[running], next_id[running], silent[running]
             step_input = next_id[:, None]
         return [row[: row.index(c.eos_id)] if c.eos_id in row else row for row in out.tolist()]
-
-
-def weights_fingerprint(modules) -> str:
-    """SHA-256 of the modules' weights and buffers, by name, rounded to fp16 (NaNs as 0)."""
-    digest = hashlib.sha256()
-    for module in modules:
-        for name, tensor in sorted(module.state_dict().items()):
-            value = tensor.detach().cpu()
-            if value.is_floating_point():
-                value = value.nan_to_num(nan=0.0).to(torch.float16)
-            digest.update(name.encode())
-            digest.update(value.reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
-
-
-def codec_record(codec: PhraseVAE, decodings: bool = False) -> dict:
-    """What a prior (`decodings=False`) or a critic (`True`) records of the codec it learned:
-    its config and the fingerprint of what it learned from it."""
-    record = {"model": codec.config.to_dict(), "code_fingerprint": codec.code_fingerprint()}
-    if decodings:
-        record["decoding_fingerprint"] = codec.decoding_fingerprint()
-    return record
-
-
-def learned_from(record: dict, codec: PhraseVAE) -> bool:
-    """Whether a model that saved `record` (`codec_record`) learned from this codec: the same
-    config and every fingerprint the record holds (one saved before fingerprints were kept is
-    checked by the config alone)."""
-    fingerprints = {"code_fingerprint": codec.code_fingerprint, "decoding_fingerprint": codec.decoding_fingerprint}
-    return record.get("model") == codec.config.to_dict() and all(
-        record[key] == fingerprint() for key, fingerprint in fingerprints.items() if key in record
-    )
 
 
 def nucleus(logits: torch.Tensor, top_p: float) -> torch.Tensor:

@@ -277,6 +277,8 @@ def _to_device(batch: Any, device: torch.device) -> Any:
         return {k: _to_device(v, device) for k, v in batch.items()}
     if isinstance(batch, (list, tuple)):
         return type(batch)(_to_device(v, device) for v in batch)
+    if hasattr(batch, "to"):  # a batch class of its own (e.g. GridBatch)
+        return batch.to(device)
     return batch
 
 

@@ -43,7 +43,7 @@ def decoded_facts(
     step = 1024
     for start in range(0, len(latents), step):
         z = torch.from_numpy(np.asarray(latents[start : start + step], dtype=np.float32))
-        for i, bar in enumerate(decode_bars(codec, tokenizer, z)):
+        for i, bar in enumerate(decode_bars(codec, tokenizer, z, programs=programs[start : start + step].tolist())):
             program = int(programs[start + i])
             out[start + i, :N_TARGETS] = phrase_facts(tokenizer, bar, program)
             out[start + i, N_TARGETS:] = onset_cells(tokenizer, bar, program, cells)
