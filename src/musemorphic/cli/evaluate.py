@@ -62,7 +62,7 @@ def eval_generate(
     model: Optional[Path] = typer.Option(
         None, help="A folder with phrase_vae/, latent_mamba/ and optionally phrase_critic/ checkpoints (default: the shipped model)."
     ),
-    codec: Optional[Path] = typer.Option(None, help="PhraseVAE checkpoint (overrides --model's)."),
+    codec: Optional[Path] = typer.Option(None, help="Bar codec checkpoint (overrides --model's)."),
     prior: Optional[Path] = typer.Option(None, help="LatentMamba checkpoint (overrides --model's)."),
     critic: Optional[Path] = typer.Option(None, help="PhraseCritic checkpoint (overrides --model's phrase_critic/, if any)."),
     out: Path = typer.Option(Path("runs/eval_generate"), "-o", "--out", help="Report folder: report.md, report.json, metrics.png, pieces/."),

@@ -28,7 +28,7 @@ def generate(
     plot: bool = typer.Option(False, "--plot", help="Also write a piano-roll PNG next to the MIDI file."),
     render: Optional[str] = typer.Option(None, help="Also render audio next to the MIDI file: wav."),
     soundfont: Optional[Path] = typer.Option(None, help="General MIDI .sf2 for --render (default: one found on the system)."),
-    codec: Optional[Path] = typer.Option(None, help="PhraseVAE checkpoint (default: the shipped one)."),
+    codec: Optional[Path] = typer.Option(None, help="Bar codec checkpoint, grid or autoregressive (default: the shipped one)."),
     prior: Optional[Path] = typer.Option(None, help="LatentMamba checkpoint (default: the shipped one)."),
     critic: Optional[Path] = typer.Option(
         None, help="PhraseCritic checkpoint that steers --density, --key and each track's rhythm (default: the shipped one with the shipped codec)."
@@ -45,7 +45,7 @@ def generate(
         "cells (a sixteenth note in 4/4) aimed at (0: repeat the last bar's rhythm)."
     ),
     scale_lock: float = typer.Option(
-        0.25, min=0.0, help="Nats taken off the decoder's score of each note outside the piece's scale whose pitch class no track "
+        0.25, min=0.0, help="Nats taken off the decoder's score (a grid codec's onset logit) of each note outside the piece's scale whose pitch class no track "
         "sounded in the last --scale-lock-memory bars (0, with --scale-lock-welcome 0 or --scale-lock-memory 0: no lock; 50 with "
         "--scale-lock-memory 0: no note outside the scale but pitches clipped at the range's edges)."
     ),
@@ -58,11 +58,12 @@ def generate(
         "--scale-lock-memory remembers, so chromatic notes return as in real songs rather than stray."
     ),
     decode_temperature: float = typer.Option(
-        1.0, min=0.0, help="Temperature at which the codec's decoder draws a bar's tokens (0 = greedy decoding)."
+        1.0, min=0.0, help="Temperature at which an autoregressive codec's decoder draws a bar's tokens (0 = greedy decoding; "
+        "a grid codec always decodes greedily)."
     ),
-    decode_top_p: float = typer.Option(0.9, min=0.01, max=1.0, help="Draw from the most likely tokens up to this probability (1 = all)."),
+    decode_top_p: float = typer.Option(0.9, min=0.01, max=1.0, help="Autoregressive codec: draw from the most likely tokens up to this probability (1 = all)."),
     decode_sampled: str = typer.Option(
-        "scale-pitches", help="Which tokens the decoder draws: pitches (the rhythm stays greedy), scale-pitches (pitches, "
+        "scale-pitches", help="Which tokens an autoregressive codec's decoder draws: pitches (the rhythm stays greedy), scale-pitches (pitches, "
         "in the scale only: a note outside it is written only where greedy decoding writes it) or all."
     ),
     chunk_bars: int = typer.Option(8, help="Bars between writes of the MIDI file."),

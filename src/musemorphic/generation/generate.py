@@ -2,10 +2,11 @@
 
 The prior runs in recurrent mode: its state has a fixed size, and nothing generated is
 kept once written, so a run of any length uses the same memory. Every bar is drawn slot by
-slot (track by track). The PhraseVAE decodes about `decode_phrases` latents per batch, in
-chunks of `max(1, decode_phrases // tracks)` bars: on a CPU the cost of a decoding step grows
-far more slowly than its rows, so one track gets long chunks. Decoding is row by row: by
-default its pitches are sampled, among those in the scale the prior composes in (any pitch
+slot (track by track). The codec decodes about `decode_phrases` latents per batch, in chunks of
+`max(1, decode_phrases // tracks)` bars. A GridCodec (the default) writes each chunk greedily in
+one pass, each bar for its track's program. An autoregressive PhraseVAE decodes token by token
+(on a CPU the cost of a decoding step grows far more slowly than its rows, so one track gets
+long chunks), row by row: by default its pitches are sampled, among those in the scale the prior composes in (any pitch
 when no key is known), and the rest is greedy (`draw_groups`), from each slot's own seeded
 draws, so the chunk size changes the speed, not the music (tests/test_generation.py checks
 it). The notes go to a `StreamingMidiWriter` that makes the file valid after every write.
@@ -48,6 +49,7 @@ from musemorphic.generation.written_notes import TPQ, bar_cells, fits_track, ons
 from musemorphic.models.latent_mamba import LatentMamba
 from musemorphic.models.phrase_critic import PhraseCritic
 from musemorphic.models.codec_identity import learned_from
+from musemorphic.models.grid_codec import GridCodec
 from musemorphic.models.phrase_vae import PhraseVAE
 from musemorphic.training.latent_mamba import SongControlsEncoder, load_latent_mamba
 from musemorphic.training.phrase_critic import load_phrase_critic
@@ -112,7 +114,7 @@ class Layout:
 class MusicGenerator:
     def __init__(
         self,
-        codec: PhraseVAE,
+        codec: PhraseVAE | GridCodec,
         tokenizer: PhraseTokenizer,
         prior: LatentMamba,
         default_programs: list[int],

@@ -3,6 +3,7 @@ decoded bars out (greedy or sampled for a PhraseVAE, greedy for a GridCodec)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import torch
@@ -30,7 +31,7 @@ def encode_bars_gaussian(
     """Posterior means and log-variances (N, Z) of base-id bars with their programs."""
     device = next(model.parameters()).device
     if isinstance(model, GridCodec):
-        vocabulary = GridVocabulary(tokenizer, model.config.velocity_levels)
+        vocabulary = grid_vocabulary(tokenizer, model.config.velocity_levels)
         chunks = [model.encode(vocabulary.grids(bars[s : s + batch_size], programs[s : s + batch_size]).to(device))
                   for s in range(0, len(bars), batch_size)]
     else:
@@ -104,11 +105,8 @@ def decode_grid_tracks(model: GridCodec, tokenizer: PhraseTokenizer, z: torch.Te
                        programs: Sequence[int] | None = None) -> list[tuple[int, list[int]]]:
     """`decode_grid_bars` with the program each bar is written for."""
     device = next(model.parameters()).device
-    vocabulary = GridVocabulary(tokenizer, model.config.velocity_levels)
-    pitch_bias = None
-    if logit_bias is not None:
-        pitch_ids = [ids[0] for ids in tokenizer.bpe_encode([[tokenizer.base_vocab[f"Pitch_{p}"]] for p in range(128)])]
-        pitch_bias = logit_bias[pitch_ids].float().to(device)  # (128,) each pitch's own token's bias
+    vocabulary = grid_vocabulary(tokenizer, model.config.velocity_levels)
+    pitch_bias = None if logit_bias is None else logit_bias[pitch_token_ids(tokenizer)].float().to(device)  # (128,)
     program_classes = None if programs is None else torch.tensor([vocabulary.program_index(p) for p in programs])
     out = []
     for start in range(0, len(z), batch_size):
@@ -116,6 +114,18 @@ def decode_grid_tracks(model: GridCodec, tokenizer: PhraseTokenizer, z: torch.Te
         for grids in model.write(z[start : start + batch_size].to(device), pitch_bias, chunk_programs, must_sound):
             out.append((vocabulary.programs[grids[4]], vocabulary.bar(*grids)))
     return out
+
+
+@functools.lru_cache(maxsize=8)
+def grid_vocabulary(tokenizer: PhraseTokenizer, velocity_levels: int) -> GridVocabulary:
+    """The GridVocabulary of a tokenizer (built once per tokenizer)."""
+    return GridVocabulary(tokenizer, velocity_levels)
+
+
+@functools.lru_cache(maxsize=8)
+def pitch_token_ids(tokenizer: PhraseTokenizer) -> list[int]:
+    """(128,) the codec id that stands for each pitch's Pitch token alone."""
+    return [ids[0] for ids in tokenizer.bpe_encode([[tokenizer.base_vocab[f"Pitch_{p}"]] for p in range(128)])]
 
 
 def pitch_groups(tokenizer: PhraseTokenizer, apart: torch.Tensor | None = None) -> torch.Tensor:

@@ -6,7 +6,9 @@ time signature, program and tempo, a Pre-LN transformer runs over the positions 
 multi-query bottleneck gives (mu, logvar).
 Decoder (non-autoregressive): z is projected to a vector per position, a transformer runs over
 the bar's positions, and heads give, for every position and pitch, the logit that a note starts
-there and, for each note, its duration class and velocity level; the time signature, program
+there and, for each note, its duration class and velocity level (each pitch reads them from its
+position's features through a linear map of its own: a head shared by all pitches, fed the
+pitch's embedding, learned durations far more slowly); the time signature, program
 and tempo come from z directly. Writing the grid back (`data/bar_grid.py`) cannot give an
 ungrammatical bar, and no note starts past the bar's end.
 
@@ -44,7 +46,7 @@ class GridCodecConfig(JsonConfig):
     n_encoder_layers: int = 2
     n_decoder_layers: int = 2
     d_latent: int = 64
-    d_summary: int = 16  # width each position keeps on its way to the latent
+    d_summary: int = 32  # width each position keeps on its way to the latent
     dropout: float = 0.0
     drum_program: int = 128  # program index of drums (their notes stay in the drum pitch range)
 
@@ -93,9 +95,10 @@ class GridCodec(nn.Module):
         self.decoder = Transformer(c.n_decoder_layers, c.d_model, c.n_heads, c.dropout, sigma_reparam=False)
         self.onset_head = nn.Linear(c.d_model, N_PITCHES)
         nn.init.constant_(self.onset_head.bias, ONSET_PRIOR_LOGIT)
-        self.pitch_embedding = nn.Embedding(N_PITCHES, c.d_model)
-        self.note_head = nn.Sequential(nn.LayerNorm(c.d_model), nn.Linear(c.d_model, 2 * c.d_model), nn.GELU(),
-                                       nn.Linear(2 * c.d_model, c.n_durations + c.velocity_levels))
+        self.note_features = nn.Sequential(nn.LayerNorm(c.d_model), nn.Linear(c.d_model, c.d_model), nn.GELU())
+        # a readout per pitch: a note's duration and velocity logits are its pitch's own linear map of its position's features
+        self.note_readout = nn.Parameter(torch.randn(N_PITCHES, c.n_durations + c.velocity_levels, c.d_model) * c.d_model**-0.5)
+        self.note_bias = nn.Parameter(torch.zeros(N_PITCHES, c.n_durations + c.velocity_levels))
         self.bar_head = nn.Sequential(nn.Linear(c.d_latent, c.d_model), nn.GELU(),
                                       nn.Linear(c.d_model, c.n_time_signatures + c.n_programs + c.n_tempos + 1))
         drum_pitch = torch.zeros(N_PITCHES, dtype=torch.bool)
@@ -146,7 +149,8 @@ class GridCodec(nn.Module):
     def note_logits(self, hidden: torch.Tensor, rows: torch.Tensor, positions: torch.Tensor,
                     pitches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Duration (N, n_durations) and velocity-level (N, levels) logits of N notes."""
-        out = self.note_head(hidden[rows, positions] + self.pitch_embedding(pitches))
+        features = self.note_features(hidden[rows, positions])  # (N, D)
+        out = torch.einsum("nd,ncd->nc", features, self.note_readout[pitches]) + self.note_bias[pitches]  # (N, n_durations + levels)
         return out.split([self.config.n_durations, self.config.velocity_levels], dim=-1)
 
     @staticmethod

@@ -185,8 +185,9 @@ class MambaBlock(nn.Module):
     def step(self, x: torch.Tensor, state: MambaState) -> tuple[torch.Tensor, MambaState]:
         """One token x (B, D) -> (B, D), advancing the recurrent state."""
         u, z = self.in_proj(self.norm(x)).chunk(2, dim=-1)  # 2 x (B, E)
-        u, conv_state = self._conv(u[..., None], state.conv)  # (B, E, 1), (B, E, K - 1)
-        u = u[..., 0]  # (B, E)
+        xc = torch.cat([state.conv, u[..., None]], dim=-1)  # (B, E, K): the conv's one output, as a weighted sum (no conv1d call)
+        u = F.silu((xc * self.conv.weight[:, 0]).sum(-1) + self.conv.bias)  # (B, E)
+        conv_state = xc[..., 1:]  # (B, E, K - 1)
         delta, B_, C_ = self._ssm_inputs(u)  # (B, E), (B, N), (B, N)
         dA, dBx = self._discretise(u, delta, B_)  # 2 x (B, E, N)
         h = dA * state.ssm + dBx  # (B, E, N)
