@@ -30,6 +30,7 @@ COLUMNS = [
     ("note_recall", "note R"),
     ("duration_match", "dur match"),
     ("velocity_match", "vel match"),
+    ("velocity_error", "vel error"),
     ("empty_bar_exact_rate", "empty bars exact"),
     ("mean_kl", "mean KL"),
     ("active_dims", "active dims"),

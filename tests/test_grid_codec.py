@@ -179,3 +179,39 @@ def test_training_loss_falls_and_notes_are_learned(fixture_dataset, tmp_path):
     assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:5])
     grid = task.batch(0, 0)
     assert (grid.durations == NO_NOTE).all() == (grid.onsets == 0).all()
+
+
+def test_note_tally_counts_exact_bars_by_onset_pitch_and_duration_alone():
+    from musemorphic.data.remi_grammar import BarNote
+    from musemorphic.evaluation.phrase_vae import NoteTally
+
+    reference = [BarNote(0, 60, 80, "1.0.4"), BarNote(4, 64, 80, "0.2.4")]
+    tally = NoteTally()
+    tally.add(reference, [BarNote(4, 64, 99, "0.2.4"), BarNote(0, 60, 71, "1.0.4")])  # other velocities, other order: exact
+    tally.add(reference, [BarNote(0, 60, 80, "2.0.4")])  # one note, with another duration
+    figures = tally.figures()
+    assert figures["exact_bar_rate"] == 0.5
+    assert figures["note_precision"] == 1.0 and figures["note_recall"] == 0.75
+    assert figures["duration_match"] == pytest.approx(2 / 3) and figures["velocity_match"] == pytest.approx(1 / 3)
+    assert figures["velocity_error"] == pytest.approx((19 + 9 + 0) / 3)
+
+
+def test_each_level_is_written_with_its_most_common_velocity(tokenizer, fixture_dataset):
+    from musemorphic.data.bar_grid import common_level_velocities
+    from musemorphic.training.grid_codec import velocity_counts
+
+    plain = GridVocabulary(tokenizer, velocity_levels=8)
+    table = common_level_velocities(plain, {79: 10, 71: 3, 91: 5, 95: 5})
+    assert table[plain.velocity_level(79)] == 79  # the most common of its level, not the middle bin (71)
+    assert table[plain.velocity_level(91)] == 91  # a tie goes to the lower bin
+    assert table[0] == plain.level_velocity(0)  # no notes: the middle bin
+    vocabulary = GridVocabulary(tokenizer, velocity_levels=8, level_velocities=table)
+    bar = _bar(tokenizer, vocabulary, "4/4", [(0, 60, "1.0.4", plain.velocity_level(79))])
+    assert "Velocity_79" in tokenizer.token_names(_round_trip(vocabulary, [bar], [0])[0])
+    with pytest.raises(ValueError, match="level_velocities"):
+        GridVocabulary(tokenizer, velocity_levels=8, level_velocities=table[::-1])
+    counts = velocity_counts(fixture_dataset)
+    assert counts and all(v in plain.velocity_bins for v in counts) and sum(counts.values()) == sum(
+        int(n) for n in fixture_dataset.shard.columns["phrase_n_notes"][fixture_dataset.phrase_indices])
+    model = build_grid_codec(fixture_dataset.tokenizer, "tiny", data=fixture_dataset)
+    assert model.config.level_velocities == common_level_velocities(plain, counts)

@@ -144,7 +144,7 @@ def _train_grid_codec(data: Path, out: Path, preset: str, steps: int, batch_size
         model, training = GridCodec(GridCodecConfig.from_dict(saved["model"])), GridTrainingConfig.from_dict(saved["training"])
         preset = f"resumed with the model and training settings saved in {out / 'checkpoint'}"
     else:
-        model = build_grid_codec(dataset.tokenizer, preset, velocity_levels=velocity_levels)
+        model = build_grid_codec(dataset.tokenizer, preset, velocity_levels=velocity_levels, data=dataset)
         training = GridTrainingConfig(**({} if beta is None else {"beta": beta}))
     batcher = PhraseBatcher(dataset, max_len=1 << 30, augment=AugmentConfig() if augment else None, bucket_size=max(len(dataset), 1))
     task = GridCodecTask(model, batcher, total_steps=steps, batch_size=batch_size, seed=seed, training=training)

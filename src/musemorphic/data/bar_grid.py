@@ -9,7 +9,9 @@ Besides the notes, a bar holds its time signature, its track's program and its f
 ascending, so every written bar is grammatical (`remi_grammar.parse_bar`).
 
 Velocity is kept as one of `levels` equal groups of the tokenizer's velocity bins, written
-back as the group's middle bin. Two notes at one position and pitch keep the longer.
+back as the level's bin in `level_velocities` (by default its most common bin in the training
+data, `common_level_velocities`: so a corpus played at one velocity gets it back), or the
+group's middle bin. Two notes at one position and pitch keep the longer.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ class GridBatch:
 class GridVocabulary:
     """The tokenizer's time signatures, programs, tempos, durations and velocities as class indices."""
 
-    def __init__(self, tokenizer: PhraseTokenizer, velocity_levels: int):
+    def __init__(self, tokenizer: PhraseTokenizer, velocity_levels: int, level_velocities: Sequence[int] = ()):
         self.tokenizer = tokenizer
         vocab = tokenizer.base_vocab
         self.time_signatures = _values(vocab, "TimeSig_")
@@ -58,18 +60,24 @@ class GridVocabulary:
         if not 1 <= velocity_levels <= len(self.velocity_bins):
             raise ValueError(f"velocity_levels must be in [1, {len(self.velocity_bins)}], got {velocity_levels}")
         self.velocity_levels = velocity_levels
+        self._velocity_index = {v: i for i, v in enumerate(self.velocity_bins)}
+        if level_velocities and (not set(level_velocities) <= set(self.velocity_bins)
+                                 or [self.velocity_level(v) for v in level_velocities] != list(range(velocity_levels))):
+            raise ValueError(f"level_velocities must give one velocity bin of each level in order, got {list(level_velocities)}")
+        self.level_velocities = list(level_velocities)
         self.n_positions = {ts: int(ts.split("/")[0]) * 4 for ts in self.time_signatures}
         if max(self.n_positions.values()) > N_POSITIONS:
             raise ValueError(f"a bar of this tokenizer holds more than {N_POSITIONS} positions")
         self._program_index = {p: i for i, p in enumerate(self.programs)}
         self._duration_index = {d: i for i, d in enumerate(self.durations)}
-        self._velocity_index = {v: i for i, v in enumerate(self.velocity_bins)}
 
     def velocity_level(self, velocity: int) -> int:
         return self._velocity_index[velocity] * self.velocity_levels // len(self.velocity_bins)
 
     def level_velocity(self, level: int) -> int:
-        """The middle velocity bin of a level."""
+        """The velocity bin a level is written with: its `level_velocities` entry, or its middle bin."""
+        if self.level_velocities:
+            return self.level_velocities[level]
         bins = len(self.velocity_bins)
         first, last = -(-level * bins // self.velocity_levels), -(-(level + 1) * bins // self.velocity_levels) - 1
         return self.velocity_bins[(first + last) // 2]
@@ -132,6 +140,18 @@ class GridVocabulary:
             ids += [note, vocab[f"Velocity_{self.level_velocity(int(velocities[position, pitch]))}"],
                     vocab[f"Duration_{self.durations[durations[position, pitch]]}"]]
         return ids
+
+
+def common_level_velocities(vocabulary: GridVocabulary, velocity_counts: dict[int, int]) -> list[int]:
+    """Each level's most common velocity bin in `velocity_counts` (bin -> notes), or its middle
+    bin where none was counted."""
+    best = [vocabulary.level_velocity(level) for level in range(vocabulary.velocity_levels)]
+    most = [0] * vocabulary.velocity_levels
+    for velocity, count in sorted(velocity_counts.items()):
+        level = vocabulary.velocity_level(velocity)
+        if count > most[level]:
+            best[level], most[level] = velocity, count
+    return best
 
 
 def _values(vocab: dict[str, int], prefix: str) -> list[str]:

@@ -44,6 +44,7 @@ class PhraseVAEReport:
     note_f1: float
     duration_match: float
     velocity_match: float
+    velocity_error: float  # mean |velocity difference| (MIDI units) of matched notes
     empty_bar_exact_rate: float
     mean_kl: float
     active_dims: int
@@ -95,6 +96,7 @@ class NoteTally:
 
     def __init__(self):
         self.bars = self.exact = self.matched = self.n_ref = self.n_pred = self.same_duration = self.same_velocity = 0
+        self.velocity_error = 0
 
     def add(self, reference: list[BarNote], predicted: list[BarNote]) -> None:
         self.bars += 1
@@ -104,11 +106,13 @@ class NoteTally:
         pairs = _matched_pairs(reference, predicted)
         self.same_duration += sum(a.duration == b.duration for a, b in pairs)
         self.same_velocity += sum(a.velocity == b.velocity for a, b in pairs)
+        self.velocity_error += sum(abs(a.velocity - b.velocity) for a, b in pairs)
 
     def figures(self) -> dict[str, float]:
         precision, recall, f1 = precision_recall_f1(self.matched, self.n_ref, self.n_pred)
         return {"exact_bar_rate": self.exact / max(self.bars, 1), "note_precision": precision, "note_recall": recall, "note_f1": f1,
-                "duration_match": self.same_duration / max(self.matched, 1), "velocity_match": self.same_velocity / max(self.matched, 1)}
+                "duration_match": self.same_duration / max(self.matched, 1), "velocity_match": self.same_velocity / max(self.matched, 1),
+                "velocity_error": self.velocity_error / max(self.matched, 1)}
 
 
 def _note_set(notes: list[BarNote]) -> list[tuple[int, int, str]]:

@@ -31,7 +31,7 @@ def encode_bars_gaussian(
     """Posterior means and log-variances (N, Z) of base-id bars with their programs."""
     device = next(model.parameters()).device
     if isinstance(model, GridCodec):
-        vocabulary = grid_vocabulary(tokenizer, model.config.velocity_levels)
+        vocabulary = grid_vocabulary(tokenizer, model)
         chunks = [model.encode(vocabulary.grids(bars[s : s + batch_size], programs[s : s + batch_size]).to(device))
                   for s in range(0, len(bars), batch_size)]
     else:
@@ -105,7 +105,7 @@ def decode_grid_tracks(model: GridCodec, tokenizer: PhraseTokenizer, z: torch.Te
                        programs: Sequence[int] | None = None) -> list[tuple[int, list[int]]]:
     """`decode_grid_bars` with the program each bar is written for."""
     device = next(model.parameters()).device
-    vocabulary = grid_vocabulary(tokenizer, model.config.velocity_levels)
+    vocabulary = grid_vocabulary(tokenizer, model)
     pitch_bias = None if logit_bias is None else logit_bias[pitch_token_ids(tokenizer)].float().to(device)  # (128,)
     program_classes = None if programs is None else torch.tensor([vocabulary.program_index(p) for p in programs])
     out = []
@@ -116,10 +116,14 @@ def decode_grid_tracks(model: GridCodec, tokenizer: PhraseTokenizer, z: torch.Te
     return out
 
 
+def grid_vocabulary(tokenizer: PhraseTokenizer, model: GridCodec) -> GridVocabulary:
+    """The GridVocabulary a GridCodec reads and writes bars of this tokenizer with (built once per pair of settings)."""
+    return _grid_vocabulary(tokenizer, model.config.velocity_levels, tuple(model.config.level_velocities))
+
+
 @functools.lru_cache(maxsize=8)
-def grid_vocabulary(tokenizer: PhraseTokenizer, velocity_levels: int) -> GridVocabulary:
-    """The GridVocabulary of a tokenizer (built once per tokenizer)."""
-    return GridVocabulary(tokenizer, velocity_levels)
+def _grid_vocabulary(tokenizer: PhraseTokenizer, velocity_levels: int, level_velocities: tuple[int, ...]) -> GridVocabulary:
+    return GridVocabulary(tokenizer, velocity_levels, level_velocities)
 
 
 @functools.lru_cache(maxsize=8)

@@ -17,7 +17,7 @@ Glossary: B bars, P positions, K pitches (128), D model width, Z latent width.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -41,6 +41,7 @@ class GridCodecConfig(JsonConfig):
     n_durations: int
     bar_lengths: list[int]  # positions in a bar of each time signature class
     velocity_levels: int = 8
+    level_velocities: list[int] = field(default_factory=list)  # the velocity bin each level is written with (empty: its middle bin)
     d_model: int = 128
     n_heads: int = 4
     n_encoder_layers: int = 2

@@ -13,10 +13,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
-from musemorphic.data.bar_grid import GridVocabulary
+from musemorphic.data.bar_grid import GridVocabulary, common_level_velocities
+from musemorphic.data.dataset import PhraseDataset
 from musemorphic.data.phrase_batches import PhraseBatcher
 from musemorphic.data.tokenizer import PhraseTokenizer
 from musemorphic.models.grid_codec import GridCodec, GridCodecConfig, grid_codec_config
@@ -44,7 +46,7 @@ class GridCodecTask:
     def __init__(self, model: GridCodec, batcher: PhraseBatcher, total_steps: int, batch_size: int, seed: int,
                  training: GridTrainingConfig = GridTrainingConfig()):
         self.model, self.batcher = model, batcher
-        self.vocabulary = GridVocabulary(batcher.tokenizer, model.config.velocity_levels)
+        self.vocabulary = GridVocabulary(batcher.tokenizer, model.config.velocity_levels, model.config.level_velocities)
         self.total_steps, self.batch_size, self.seed, self.training = total_steps, batch_size, seed, training
 
     def beta(self, step: int) -> float:
@@ -76,10 +78,25 @@ class GridCodecTask:
         }
 
 
-def build_grid_codec(tokenizer: PhraseTokenizer, preset: str, velocity_levels: int = 8, **overrides) -> GridCodec:
-    """A fresh GridCodec for this tokenizer's time signatures, programs, tempos and durations."""
+def build_grid_codec(tokenizer: PhraseTokenizer, preset: str, velocity_levels: int = 8, data: PhraseDataset | None = None,
+                     **overrides) -> GridCodec:
+    """A fresh GridCodec for this tokenizer's time signatures, programs, tempos and durations;
+    with `data`, each velocity level is written with its most common bin there."""
     vocabulary = GridVocabulary(tokenizer, velocity_levels)
-    return GridCodec(grid_codec_config(preset, vocabulary, velocity_levels=velocity_levels, **overrides))
+    level_velocities = common_level_velocities(vocabulary, velocity_counts(data)) if data is not None else []
+    return GridCodec(grid_codec_config(preset, vocabulary, velocity_levels=velocity_levels, level_velocities=level_velocities, **overrides))
+
+
+def velocity_counts(dataset: PhraseDataset) -> dict[int, int]:
+    """Notes per velocity bin in a dataset's split (from its base tokens)."""
+    names = dataset.tokenizer.base_names
+    shard = dataset.shard
+    rows = dataset.phrase_indices
+    if len(rows) == 0:
+        return {}
+    tokens = np.concatenate([shard.tokens[shard.offsets[i] : shard.offsets[i + 1]] for i in rows])
+    ids, counts = np.unique(tokens, return_counts=True)
+    return {int(names[int(i)].split("_")[1]): int(n) for i, n in zip(ids, counts) if names[int(i)].startswith("Velocity_")}
 
 
 def load_codec(directory: str | Path) -> tuple[GridCodec | PhraseVAE, PhraseTokenizer]:
