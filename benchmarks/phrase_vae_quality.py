@@ -43,7 +43,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("datasets", type=Path, nargs="+")
-    parser.add_argument("--split", default="test")
+    parser.add_argument("--split", default="test", help="train, valid, test, or all (every song: music the codec never saw)")
     parser.add_argument("--max-bars", type=int, default=None)
     parser.add_argument("--prior-samples", type=int, default=1000)
     parser.add_argument("--by-style", action="store_true", help="one row per style (corpus folder) of each dataset")
@@ -52,7 +52,7 @@ def main() -> None:
     model, tokenizer = load_codec(args.checkpoint)
     results = {}
     for path in args.datasets:
-        dataset = PhraseDataset(path, split=args.split)
+        dataset = PhraseDataset(path, split=None if args.split == "all" else args.split)
         dataset.tokenizer = tokenizer  # base tokens are shared; encode with the model's BPE
         parts = {path.name: dataset}
         if args.by_style:

@@ -326,8 +326,13 @@ def test_train_and_eval_a_grid_codec(fixture_dataset_dir, tmp_path):
     result = runner.invoke(app, train)
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "grid" / "checkpoint" / "config.json").read_text())["codec"] == "grid"
-    refused = runner.invoke(app, [*train[:-2], "--freeze-encoder", "-o", str(tmp_path / "refused")])
+    refused = runner.invoke(app, [*train[:-2], "--factorize", "1.0", "-o", str(tmp_path / "refused")])
     assert refused.exit_code == 2 and "only for --codec autoregressive" in refused.output
+    noisy = runner.invoke(app, [*train[:-4], "--steps", "1", "--init", str(tmp_path / "grid" / "checkpoint"), "--freeze-encoder",
+                                "--decoder-noise", "0.5", "-o", str(tmp_path / "noisy")])
+    assert noisy.exit_code == 0, noisy.output
+    saved = json.loads((tmp_path / "noisy" / "checkpoint" / "config.json").read_text())
+    assert saved["training"]["freeze_encoder"] and saved["training"]["decoder_noise"] == 0.5
     result = runner.invoke(app, ["eval", "phrase-vae", str(tmp_path / "grid" / "checkpoint"), "--data", str(fixture_dataset_dir),
                                  "--split", "train", "--max-bars", "16", "--prior-samples", "4", "--json"])
     assert result.exit_code == 0, result.output

@@ -108,13 +108,18 @@ def test_decoding_follows_the_programs_it_is_given_and_can_be_made_to_sound(toke
         assert all(not name.startswith("Pitch_" if program == -1 else "PitchDrum_") for name in names)
 
 
-def test_scale_bias_on_pitch_tokens_moves_the_onset_logits(tokenizer):
+def test_scale_bias_on_pitch_tokens_moves_the_onset_logits(fixture_dataset):
+    from musemorphic.generation.phrase_codec import pitch_token_ids
+
+    tokenizer = fixture_dataset.tokenizer  # with BPE: the bias is over its codec ids
+    assert tokenizer.is_trained
     vocabulary = GridVocabulary(tokenizer, velocity_levels=8)
     torch.manual_seed(2)
     model = GridCodec(grid_codec_config("tiny", vocabulary)).eval()
     z = torch.randn(8, model.config.d_latent)
     bias = torch.zeros(tokenizer.vocab_size)
-    bias[tokenizer.base_vocab["Pitch_61"]] = 100.0  # C#4 everywhere
+    bias[pitch_token_ids(tokenizer)[61]] = 100.0  # C#4 everywhere
+    assert tokenizer.id_names(pitch_token_ids(tokenizer)[61]) == ["Pitch_61"]
     for bar in decode_bars(model, tokenizer, z, logit_bias=bias, programs=[0] * 8):
         notes = parse_bar(tokenizer.token_names(bar))[1]
         assert notes and {n.pitch for n in notes} == {61}
@@ -215,3 +220,14 @@ def test_each_level_is_written_with_its_most_common_velocity(tokenizer, fixture_
         int(n) for n in fixture_dataset.shard.columns["phrase_n_notes"][fixture_dataset.phrase_indices])
     model = build_grid_codec(fixture_dataset.tokenizer, "tiny", data=fixture_dataset)
     assert model.config.level_velocities == common_level_velocities(plain, counts)
+
+
+def test_a_decoder_trained_on_noisy_latents_keeps_every_code(fixture_dataset, tmp_path):
+    task = _grid_task(fixture_dataset, 3)
+    bars, programs = task.batcher.bars(task.batcher.indices[:16])
+    before = encode_bars(task.model.eval(), fixture_dataset.tokenizer, bars, programs)
+    decoder_before = task.model.onset_head.weight.detach().clone()
+    noisy = GridCodecTask(task.model, task.batcher, 3, 8, seed=0, training=GridTrainingConfig(decoder_noise=1.0, freeze_encoder=True))
+    train(noisy, TrainConfig(out_dir=str(tmp_path), steps=3, batch_size=8, lr=1e-2, seed=0, warmup_steps=1))
+    torch.testing.assert_close(encode_bars(task.model.eval(), fixture_dataset.tokenizer, bars, programs), before, rtol=0, atol=0)
+    assert not torch.equal(task.model.onset_head.weight, decoder_before)

@@ -64,13 +64,14 @@ def train_phrase_vae(
     if codec not in ("grid", "autoregressive"):
         raise typer.BadParameter(f"--codec must be grid or autoregressive, not {codec!r}")
     if codec == "grid":
-        only_autoregressive = {"--init": init is not None, "--factorize": factorize > 0, "--dropout": dropout is not None,
-                               "--decoder-noise": decoder_noise > 0, "--freeze-encoder": freeze_encoder, "--beta-per": beta_per != "token"}
+        only_autoregressive = {"--factorize": factorize > 0, "--dropout": dropout is not None, "--beta-per": beta_per != "token"}
         used = [name for name, given in only_autoregressive.items() if given]
         if used:
             raise typer.BadParameter(f"{', '.join(used)}: only for --codec autoregressive")
+        if freeze_encoder and init is None:
+            raise typer.BadParameter("--freeze-encoder needs --init: an untrained encoder would stay untrained")
         return _train_grid_codec(data, out, preset, steps, batch_size, lr, seed, minutes, device, bf16, augment, threads,
-                                 keep_every, beta, velocity_levels)
+                                 keep_every, beta, velocity_levels, init, decoder_noise, freeze_encoder)
     if beta_per not in ("phrase", "token"):
         raise typer.BadParameter(f"--beta-per must be phrase or token, not {beta_per!r}")
     if freeze_encoder and init is None:
@@ -124,7 +125,8 @@ def _codec_kind(init: Optional[Path], out: Path) -> str:
 
 
 def _train_grid_codec(data: Path, out: Path, preset: str, steps: int, batch_size: int, lr: float, seed: int, minutes, device: str,
-                      bf16, augment: bool, threads: int, keep_every, beta, velocity_levels: int) -> None:
+                      bf16, augment: bool, threads: int, keep_every, beta, velocity_levels: int, init: Optional[Path],
+                      decoder_noise: float, freeze_encoder: bool) -> None:
     """`train phrase-vae --codec grid`."""
     import torch
 
@@ -133,7 +135,7 @@ def _train_grid_codec(data: Path, out: Path, preset: str, steps: int, batch_size
     from musemorphic.data.phrase_batches import PhraseBatcher
     from musemorphic.models.grid_codec import GridCodec, GridCodecConfig
     from musemorphic.training.checkpoint import checkpoint_exists, read_checkpoint_config
-    from musemorphic.training.grid_codec import GridCodecTask, GridTrainingConfig, build_grid_codec
+    from musemorphic.training.grid_codec import GridCodecTask, GridTrainingConfig, build_grid_codec, load_codec
     from musemorphic.training.loop import TrainConfig
 
     torch.set_num_threads(threads)
@@ -143,9 +145,16 @@ def _train_grid_codec(data: Path, out: Path, preset: str, steps: int, batch_size
         saved = read_checkpoint_config(out / "checkpoint")
         model, training = GridCodec(GridCodecConfig.from_dict(saved["model"])), GridTrainingConfig.from_dict(saved["training"])
         preset = f"resumed with the model and training settings saved in {out / 'checkpoint'}"
+    elif init is not None:
+        init = model_path(init, "phrase_vae")
+        model, _ = load_codec(init)
+        trained = GridTrainingConfig.from_dict(read_checkpoint_config(init).get("training", {}))
+        training = GridTrainingConfig.fine_tune(trained, decoder_noise=decoder_noise, freeze_encoder=freeze_encoder,
+                                                **({} if beta is None else {"beta": beta}))
+        preset = f"from {init}"
     else:
         model = build_grid_codec(dataset.tokenizer, preset, velocity_levels=velocity_levels, data=dataset)
-        training = GridTrainingConfig(**({} if beta is None else {"beta": beta}))
+        training = GridTrainingConfig(decoder_noise=decoder_noise, **({} if beta is None else {"beta": beta}))
     batcher = PhraseBatcher(dataset, max_len=1 << 30, augment=AugmentConfig() if augment else None, bucket_size=max(len(dataset), 1))
     task = GridCodecTask(model, batcher, total_steps=steps, batch_size=batch_size, seed=seed, training=training)
     config = TrainConfig(out_dir=str(out), steps=steps, batch_size=batch_size, lr=lr, seed=seed, max_minutes=minutes, device=device,

@@ -33,6 +33,7 @@ from musemorphic.data.midi_io import load_score
 from musemorphic.evaluation.control_accuracy import control_accuracy
 from musemorphic.evaluation.distributions import compare
 from musemorphic.evaluation.metric_plots import metric_densities_png
+from musemorphic.models.grid_codec import GridCodec
 from musemorphic.evaluation.music_metrics import METRICS, Bar, make_bar, song_bars, window_metrics, windows
 from musemorphic.evaluation.phrase_fid import nonempty_phrase_means, phrase_fid, real_phrase_means
 from musemorphic.generation.generate import MusicGenerator, Request
@@ -129,6 +130,7 @@ def evaluate_generation(
         "groove_steering": {"draws": generator.groove_draws, "distance": generator.groove_distance,
                             "on": generator.steering(Request(temperature=config.temperature), 1) is not None},
         "salvage": generator.salvage,
+        "codec": "grid" if isinstance(generator.codec, GridCodec) else "autoregressive",
         "all_metrics_meet_target": all(m["meets_target"] for m in metrics.values()),
     }
     (out / "report.json").write_text(json.dumps(report, indent=1))
@@ -276,6 +278,9 @@ def markdown_report(report: dict) -> str:
     """The report's figures as Markdown (the JSON holds the same numbers)."""
     c, d = report["config"], report["decoding"]
     decoding = "greedy decoding" if d["temperature"] == 0 else f"decoding sampled ({d['sampled']} tokens) at temperature {d['temperature']}, top-p {d['top_p']}"
+    grid = report.get("codec") == "grid"  # one-pass greedy decoding, never a broken bar
+    if grid:
+        decoding = "a grid codec decoding greedily"
     g = report["groove_steering"]
     groove = f"groove steering ({g['draws']} draws, distance {g['distance']})" if g["on"] else "no groove steering"
     memory = (f" remembering {report['scale_lock_memory']} bars, welcome {report['scale_lock_welcome']}"
@@ -284,7 +289,7 @@ def markdown_report(report: dict) -> str:
         "# Generation report",
         "",
         f"{c['pieces']} generated pieces of {c['bars']} bars (temperature {c['temperature']}, {decoding}, scale lock {report['scale_lock']}{memory}, "
-        f"{groove}, broken bars {'salvaged' if report['salvage'] else 'left silent'}, "
+        f"{groove}, " + ("" if grid else f"broken bars {'salvaged' if report['salvage'] else 'left silent'}, ") +
         f"seeds {c['seed']}..) against "
         f"the {c['reference']} split of `{report['data']}`, in {c['window_bars']}-bar windows: "
         + ", ".join(f"{k} {v}" for k, v in report["windows"].items())

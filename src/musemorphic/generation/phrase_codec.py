@@ -129,7 +129,8 @@ def _grid_vocabulary(tokenizer: PhraseTokenizer, velocity_levels: int, level_vel
 @functools.lru_cache(maxsize=8)
 def pitch_token_ids(tokenizer: PhraseTokenizer) -> list[int]:
     """(128,) the codec id that stands for each pitch's Pitch token alone."""
-    return [ids[0] for ids in tokenizer.bpe_encode([[tokenizer.base_vocab[f"Pitch_{p}"]] for p in range(128)])]
+    alone = {tuple(tokenizer.id_names(i)): i for i in range(tokenizer.vocab_size)}
+    return [alone[(f"Pitch_{p}",)] for p in range(128)]
 
 
 def pitch_groups(tokenizer: PhraseTokenizer, apart: torch.Tensor | None = None) -> torch.Tensor:

@@ -107,11 +107,19 @@ class GridCodec(nn.Module):
         self.register_buffer("drum_pitch", drum_pitch, persistent=False)
         self.register_buffer("bar_lengths", torch.tensor(c.bar_lengths), persistent=False)
 
-    def forward(self, grid: GridBatch, sample: bool = True) -> tuple[GridOutput, torch.Tensor, torch.Tensor]:
-        """Training pass: the decoder's logits for z ~ q(z|grid) (its mean unless `sample`), mu, logvar (B, Z)."""
+    def forward(self, grid: GridBatch, sample: bool = True, decoder_noise: float = 0.0) -> tuple[GridOutput, torch.Tensor, torch.Tensor]:
+        """Training pass: the decoder's logits for z ~ q(z|grid) (its mean unless `sample`), plus
+        isotropic noise of a std drawn per bar in [0, decoder_noise]; mu, logvar (B, Z)."""
         mu, logvar = self.encode(grid)
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if sample else mu
+        if decoder_noise > 0:
+            z = z + torch.randn_like(z) * torch.rand_like(z[:, :1]) * decoder_noise
         return self.decode(z, grid.lengths), mu, logvar
+
+    def freeze_encoder(self) -> None:
+        """Train the decoder only: every bar keeps exactly its code (and a prior trained on the codes stays valid)."""
+        for module in self.encoder_side():
+            module.requires_grad_(False)
 
     # ---- encoder -------------------------------------------------------------------
     def encode(self, grid: GridBatch) -> tuple[torch.Tensor, torch.Tensor]:

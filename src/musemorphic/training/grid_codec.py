@@ -6,6 +6,11 @@ summed over the bar, plus beta times the KL of its posterior to N(0, I), summed 
 latent's dimensions; z is drawn from the posterior. Beta ramps up linearly from 0 over the
 first `beta_warmup` of the steps. Below 1, beta buys the decoder more rate than the ELBO
 would (sharper bars) at the cost of a less Gaussian code space for the prior.
+
+Decoder noise (`decoder_noise > 0`): the decoder sees z plus isotropic noise of a std drawn per
+bar in [0, decoder_noise], so that it also writes a plausible bar from a latent that misses
+every code, as a prior's samples do. With `freeze_encoder` only the decoder trains: the codes
+stay exactly as they were, so a prior trained on them still applies.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from musemorphic.training.phrase_vae import load_phrase_vae
 class GridTrainingConfig:
     beta: float = 0.1
     beta_warmup: float = 0.2  # share of the steps over which beta ramps up from 0
+    decoder_noise: float = 0.0  # largest std of the noise added to the decoder's z (0 = off)
+    freeze_encoder: bool = False  # train the decoder only (the codes stay as they are)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -38,6 +45,11 @@ class GridTrainingConfig:
     @classmethod
     def from_dict(cls, d: dict) -> GridTrainingConfig:
         return cls(**d)
+
+    @classmethod
+    def fine_tune(cls, trained: GridTrainingConfig, **overrides) -> GridTrainingConfig:
+        """Training on from a trained codec: its beta at once, no ramp."""
+        return cls(**{**asdict(trained), "beta_warmup": 0.0, **overrides})
 
 
 class GridCodecTask:
@@ -48,6 +60,8 @@ class GridCodecTask:
         self.model, self.batcher = model, batcher
         self.vocabulary = GridVocabulary(batcher.tokenizer, model.config.velocity_levels, model.config.level_velocities)
         self.total_steps, self.batch_size, self.seed, self.training = total_steps, batch_size, seed, training
+        if training.freeze_encoder:
+            model.freeze_encoder()
 
     def beta(self, step: int) -> float:
         ramp = max(1.0, self.training.beta_warmup * self.total_steps)
@@ -57,7 +71,7 @@ class GridCodecTask:
         return self.vocabulary.grids(*self.batcher.sample_bars(self.batch_size, self.seed, rank, step))
 
     def loss(self, model: nn.Module, grid, step: int) -> tuple[torch.Tensor, dict[str, float]]:
-        out, mu, logvar = model(grid)
+        out, mu, logvar = model(grid, decoder_noise=self.training.decoder_noise)
         terms = self.model.reconstruction(out, grid)
         kl = kl_per_dim(mu.float(), logvar.float()).sum()
         beta = self.beta(step)
