@@ -1,7 +1,8 @@
 """GridCodec design probes: how fast each variant learns, from scratch, in the same steps.
 
-Variants (each the `small` preset, seed 0, the training recipe's batches, learning rate and
-beta ramp of a 10,000-step run):
+Variants (each the `small` preset, seed 0, the training recipe's batches, peak learning rate,
+warm-up and beta ramp of a 10,000-step run; plain AdamW without weight decay and a gradient-norm
+clip of 5, no cosine schedule: the probes are short):
 * default: the shipped design (each position's state keeps its place on the way to the latent;
   each note's duration and velocity through its pitch's own linear map);
 * pooled: the encoder pools the positions with learned attention queries (the PhraseVAE's

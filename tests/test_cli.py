@@ -333,6 +333,9 @@ def test_train_and_eval_a_grid_codec(fixture_dataset_dir, tmp_path):
     assert noisy.exit_code == 0, noisy.output
     saved = json.loads((tmp_path / "noisy" / "checkpoint" / "config.json").read_text())
     assert saved["training"]["freeze_encoder"] and saved["training"]["decoder_noise"] == 0.5
+    conflict = runner.invoke(app, [*train[:-4], "--steps", "1", "--codec", "autoregressive", "--init", str(tmp_path / "grid" / "checkpoint"),
+                                   "-o", str(tmp_path / "conflict")])
+    assert conflict.exit_code == 2 and "is a grid codec" in conflict.output
     result = runner.invoke(app, ["eval", "phrase-vae", str(tmp_path / "grid" / "checkpoint"), "--data", str(fixture_dataset_dir),
                                  "--split", "train", "--max-bars", "16", "--prior-samples", "4", "--json"])
     assert result.exit_code == 0, result.output

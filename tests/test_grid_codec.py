@@ -123,6 +123,10 @@ def test_scale_bias_on_pitch_tokens_moves_the_onset_logits(fixture_dataset):
     for bar in decode_bars(model, tokenizer, z, logit_bias=bias, programs=[0] * 8):
         notes = parse_bar(tokenizer.token_names(bar))[1]
         assert notes and {n.pitch for n in notes} == {61}
+    with torch.no_grad():
+        model.onset_head.bias.fill_(3.0)  # drums everywhere, whatever a scale lock says of pitched notes
+    plain, biased = decode_bars(model, tokenizer, z, programs=[-1] * 8), decode_bars(model, tokenizer, z, logit_bias=-100 * bias, programs=[-1] * 8)
+    assert plain == biased and any("PitchDrum_61" in tokenizer.token_names(bar) for bar in plain)
 
 
 def _grid_task(dataset, steps: int, preset: str = "tiny", beta: float = 0.0, batch_size: int = 8) -> GridCodecTask:
@@ -160,10 +164,6 @@ def test_a_checkpoint_reloads_strictly_with_identical_outputs(fixture_dataset, t
     z = encode_bars(task.model, tokenizer, bars, programs)
     torch.testing.assert_close(encode_bars(model, tokenizer, bars, programs), z, rtol=0, atol=0)
     assert decode_bars(model, tokenizer, z) == decode_bars(task.model, tokenizer, z)
-    with pytest.raises(RuntimeError, match="Missing key"):
-        del_key = dict(model.state_dict())
-        del_key.pop("onset_head.weight")
-        GridCodec(model.config).load_state_dict(del_key, strict=True)
 
 
 def test_the_codec_report_counts_what_comes_back(fixture_dataset):
@@ -183,7 +183,7 @@ def test_training_loss_falls_and_notes_are_learned(fixture_dataset, tmp_path):
     losses = list(result.losses.values())
     assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:5])
     grid = task.batch(0, 0)
-    assert (grid.durations == NO_NOTE).all() == (grid.onsets == 0).all()
+    assert grid.onsets.sum() > 0 and torch.equal(grid.durations == NO_NOTE, grid.onsets == 0)
 
 
 def test_note_tally_counts_exact_bars_by_onset_pitch_and_duration_alone():
@@ -231,3 +231,12 @@ def test_a_decoder_trained_on_noisy_latents_keeps_every_code(fixture_dataset, tm
     train(noisy, TrainConfig(out_dir=str(tmp_path), steps=3, batch_size=8, lr=1e-2, seed=0, warmup_steps=1))
     torch.testing.assert_close(encode_bars(task.model.eval(), fixture_dataset.tokenizer, bars, programs), before, rtol=0, atol=0)
     assert not torch.equal(task.model.onset_head.weight, decoder_before)
+
+
+def test_an_autoregressive_loader_refuses_a_grid_checkpoint_by_name(fixture_dataset, tmp_path):
+    from musemorphic.training.phrase_vae import load_phrase_vae
+
+    task = _grid_task(fixture_dataset, 1)
+    train(task, TrainConfig(out_dir=str(tmp_path), steps=1, batch_size=8, lr=1e-3, seed=0, warmup_steps=1))
+    with pytest.raises(ValueError, match="grid codec, not an autoregressive PhraseVAE"):
+        load_phrase_vae(tmp_path / "checkpoint")

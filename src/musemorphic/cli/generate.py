@@ -133,7 +133,7 @@ def transpose(
     semitones: int = typer.Option(..., "-k", "--semitones", help="Semitones to move by (negative = down)."),
     out: Path = typer.Option(..., "-o", "--out", help="MIDI file to write."),
     latent: bool = typer.Option(False, "--latent", help="Move through the codec's latent space: decode z + k * d_pitch."),
-    codec: Optional[Path] = typer.Option(None, help="PhraseVAE checkpoint for --latent (default: the shipped one)."),
+    codec: Optional[Path] = typer.Option(None, help="Codec checkpoint (grid or autoregressive) for --latent (default: the shipped one)."),
 ) -> None:
     """Transpose a MIDI file: exactly (note by note), or through the latent space (--latent).
 

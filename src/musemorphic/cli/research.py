@@ -115,6 +115,8 @@ def analyze_latents(
         shifts = config["factorization"]
         embed, n = roll_embed(model, rolls), len(rolls)
         title = "blobs" if toy else "piano rolls"
+    elif kind == "phrase_vae" and saved.get("codec", "autoregressive") != "autoregressive":
+        raise typer.BadParameter(f"{checkpoint}: `analyze latents` reads autoregressive PhraseVAEs; this is a {saved['codec']} codec")
     elif kind == "phrase_vae":
         if data is None:
             raise typer.BadParameter("a PhraseVAE is measured on bars of a dataset: pass --data DATASET_DIR")

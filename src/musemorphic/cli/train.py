@@ -60,9 +60,12 @@ def train_phrase_vae(
     from musemorphic.training.loop import TrainConfig
     from musemorphic.training.phrase_vae import CurriculumConfig, PhraseVAETask, build_phrase_vae, load_phrase_vae
 
-    codec = codec or _codec_kind(init, out)
-    if codec not in ("grid", "autoregressive"):
+    if codec not in (None, "grid", "autoregressive"):
         raise typer.BadParameter(f"--codec must be grid or autoregressive, not {codec!r}")
+    given = _codec_kind(init, out)
+    if codec is not None and given is not None and codec != given:
+        raise typer.BadParameter(f"--codec {codec}: the run to resume or the --init checkpoint is a {given} codec", param_hint="--codec")
+    codec = codec or given or "grid"
     if codec == "grid":
         only_autoregressive = {"--factorize": factorize > 0, "--dropout": dropout is not None, "--beta-per": beta_per != "token"}
         used = [name for name, given in only_autoregressive.items() if given]
@@ -93,7 +96,8 @@ def train_phrase_vae(
             raise typer.BadParameter(f"{init}: its tokenizer differs from {data}'s; prepare the data with that tokenizer")
         trained_with = CurriculumConfig.from_dict(read_checkpoint_config(init)["curriculum"])
         curriculum = CurriculumConfig.fine_tune(
-            factorize=factorize, beta_per=trained_with.beta_per, decoder_noise=decoder_noise, freeze_encoder=freeze_encoder
+            factorize=factorize, beta_per=trained_with.beta_per, decoder_noise=decoder_noise, freeze_encoder=freeze_encoder,
+            **({} if beta is None else {"beta": beta}),
         )
         preset = f"from {init}"
     else:
@@ -114,14 +118,14 @@ def train_phrase_vae(
     train_with_progress(task, config, out, rate)
 
 
-def _codec_kind(init: Optional[Path], out: Path) -> str:
-    """The codec kind a run goes on with: the saved run's, else the --init checkpoint's, else grid."""
+def _codec_kind(init: Optional[Path], out: Path) -> Optional[str]:
+    """The codec kind a run goes on with: the saved run's, else the --init checkpoint's (None: neither)."""
     from musemorphic.training.checkpoint import checkpoint_exists, read_checkpoint_config
 
     for folder in (out / "checkpoint", model_path(init, "phrase_vae") if init is not None else None):
         if folder is not None and checkpoint_exists(folder):
             return read_checkpoint_config(folder).get("codec", "autoregressive")
-    return "grid"
+    return None
 
 
 def _train_grid_codec(data: Path, out: Path, preset: str, steps: int, batch_size: int, lr: float, seed: int, minutes, device: str,
@@ -147,7 +151,9 @@ def _train_grid_codec(data: Path, out: Path, preset: str, steps: int, batch_size
         preset = f"resumed with the model and training settings saved in {out / 'checkpoint'}"
     elif init is not None:
         init = model_path(init, "phrase_vae")
-        model, _ = load_codec(init)
+        model, tokenizer = load_codec(init)
+        if tokenizer.base_vocab != dataset.tokenizer.base_vocab:
+            raise typer.BadParameter(f"{init}: its base vocabulary differs from {data}'s", param_hint="--init")
         trained = GridTrainingConfig.from_dict(read_checkpoint_config(init).get("training", {}))
         training = GridTrainingConfig.fine_tune(trained, decoder_noise=decoder_noise, freeze_encoder=freeze_encoder,
                                                 **({} if beta is None else {"beta": beta}))
@@ -167,7 +173,7 @@ def _train_grid_codec(data: Path, out: Path, preset: str, steps: int, batch_size
 @train_app.command("latent-mamba")
 def train_latent_mamba(
     data: Path = typer.Option(..., help="A folder made by `musemorphic prepare`."),
-    codec: Path = typer.Option(..., help="PhraseVAE checkpoint folder whose latents the prior learns ('shipped': the bundled codec)."),
+    codec: Path = typer.Option(..., help="Codec checkpoint folder (grid or autoregressive) whose latents the prior learns ('shipped': the bundled generator's codec)."),
     out: Path = typer.Option(Path("runs/latent_mamba"), "-o", "--out", help="Run folder (resumes if it holds a checkpoint)."),
     preset: str = typer.Option("small", help="tiny, small, or full (the seed's 8 x 256)."),
     head: str = typer.Option("gmm", help="gmm (a sampled Gaussian mixture) or mse (the regression baseline)."),
@@ -252,7 +258,7 @@ def train_latent_mamba(
 @train_app.command("phrase-critic")
 def train_phrase_critic(
     data: Path = typer.Option(..., help="A folder made by `musemorphic prepare`."),
-    codec: Path = typer.Option(..., help="PhraseVAE checkpoint folder whose decodings the critic learns ('shipped': the bundled codec)."),
+    codec: Path = typer.Option(..., help="Codec checkpoint folder (grid or autoregressive) whose decodings the critic learns ('shipped': the bundled generator's codec)."),
     out: Path = typer.Option(Path("runs/phrase_critic"), "-o", "--out", help="Run folder (resumes if it holds a checkpoint)."),
     phrases: int = typer.Option(30000, help="Training phrases to decode (once, cached in the dataset folder)."),
     steps: int = typer.Option(4000, help="Optimizer steps."),

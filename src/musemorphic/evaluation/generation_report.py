@@ -33,10 +33,10 @@ from musemorphic.data.midi_io import load_score
 from musemorphic.evaluation.control_accuracy import control_accuracy
 from musemorphic.evaluation.distributions import compare
 from musemorphic.evaluation.metric_plots import metric_densities_png
-from musemorphic.models.grid_codec import GridCodec
 from musemorphic.evaluation.music_metrics import METRICS, Bar, make_bar, song_bars, window_metrics, windows
 from musemorphic.evaluation.phrase_fid import nonempty_phrase_means, phrase_fid, real_phrase_means
 from musemorphic.generation.generate import MusicGenerator, Request
+from musemorphic.models.grid_codec import GridCodec
 
 SETS = ("generated", "train", "shuffled_bars", "random_notes")  # each compared with held-out real
 REFERENCE_SPLITS = ("test", "valid")  # held-out splits a report may measure against

@@ -79,8 +79,8 @@ def transposition_report(
     rows = []
     for k in semitones:
         targets = [shift_bar(tokenizer, bar, semitones=k) for bar in bars]
-        moved = decode_bars(model, tokenizer, base + k * direction)
-        reencoded = decode_bars(model, tokenizer, encode_bars(model, tokenizer, targets, programs))
+        moved = decode_bars(model, tokenizer, base + k * direction, programs=programs)
+        reencoded = decode_bars(model, tokenizer, encode_bars(model, tokenizer, targets, programs), programs=programs)
         exact, f1 = _agreement(tokenizer, targets, moved)
         exact_re, f1_re = _agreement(tokenizer, targets, reencoded)
         rows.append(TranspositionRow(k, exact, f1, exact_re, f1_re))

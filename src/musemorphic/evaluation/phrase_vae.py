@@ -36,7 +36,7 @@ class PhraseVAEReport:
     bars: int
     empty_bars: int
     too_long_bars: int  # longer than the model's max_len, left out
-    mean_phrase_tokens: float  # codec tokens per phrase (Program and EOS included), empty bars too
+    mean_phrase_tokens: float  # per phrase, empty bars too: codec tokens with Program and EOS (PhraseVAE); base tokens of the bar (GridCodec)
     token_accuracy: float | None  # None for a codec that predicts no tokens (GridCodec)
     exact_bar_rate: float
     note_precision: float

@@ -3,8 +3,8 @@
 The prior runs in recurrent mode: its state has a fixed size, and nothing generated is
 kept once written, so a run of any length uses the same memory. Every bar is drawn slot by
 slot (track by track). The codec decodes about `decode_phrases` latents per batch, in chunks of
-`max(1, decode_phrases // tracks)` bars. A GridCodec (the default) writes each chunk greedily in
-one pass, each bar for its track's program. An autoregressive PhraseVAE decodes token by token
+`max(1, decode_phrases // tracks)` bars. A GridCodec writes each chunk greedily in one pass,
+each bar for its track's program. An autoregressive PhraseVAE decodes token by token
 (on a CPU the cost of a decoding step grows far more slowly than its rows, so one track gets
 long chunks), row by row: by default its pitches are sampled, among those in the scale the prior composes in (any pitch
 when no key is known), and the rest is greedy (`draw_groups`), from each slot's own seeded

@@ -2,13 +2,13 @@
 
 Encoder: each position of the bar's grid (which pitches start a note there, with their
 durations and velocity levels) is projected to the model width, a head token adds the bar's
-time signature, program and tempo, a Pre-LN transformer runs over the positions and a
-multi-query bottleneck gives (mu, logvar).
+time signature, program and tempo, a Pre-LN transformer runs over the positions, and each
+position's state, cut to a few numbers, keeps its place in one vector that a linear map turns
+into (mu, logvar) (pooling the positions learns more slowly: BENCHMARKS.md, "Design probes").
 Decoder (non-autoregressive): z is projected to a vector per position, a transformer runs over
 the bar's positions, and heads give, for every position and pitch, the logit that a note starts
 there and, for each note, its duration class and velocity level (each pitch reads them from its
-position's features through a linear map of its own: a head shared by all pitches, fed the
-pitch's embedding, learned durations far more slowly); the time signature, program
+position's features through a linear map of its own); the time signature, program
 and tempo come from z directly. Writing the grid back (`data/bar_grid.py`) cannot give an
 ungrammatical bar, and no note starts past the bar's end.
 
@@ -187,12 +187,12 @@ class GridCodec(nn.Module):
               must_sound: bool = False) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, int, int, int]]:
         """Greedy decoding of latents (B, Z): per bar its onset, duration and velocity grids
         (P, K) and its time signature, program and tempo classes. `pitch_bias` (K,) is added to
-        every onset logit; `programs` (B,) overrides the programs z predicts; with `must_sound`,
+        every onset logit of a pitched bar (drum bars keep theirs); `programs` (B,) overrides the programs z predicts; with `must_sound`,
         a bar with no onset above even odds gets its likeliest one."""
         out = self.decode(z)
         program = out.programs.argmax(-1) if programs is None else programs
-        onsets = out.onsets if pitch_bias is None else out.onsets + pitch_bias
         drums = program == self.config.drum_program
+        onsets = out.onsets if pitch_bias is None else out.onsets + pitch_bias * (~drums)[:, None, None]  # drum notes keep theirs
         onsets = onsets.masked_fill(drums[:, None, None] & ~self.drum_pitch, float("-inf"))
         notes = onsets > 0  # (B, P, K)
         if must_sound:

@@ -237,6 +237,8 @@ def build_phrase_vae(tokenizer: PhraseTokenizer, preset: str, **overrides) -> Ph
 def load_phrase_vae(directory: str | Path) -> tuple[PhraseVAE, PhraseTokenizer]:
     """Rebuild a PhraseVAE and its tokenizer from a checkpoint folder (strict weights)."""
     ckpt = load_model_checkpoint(directory, "phrase_vae", "PhraseVAE")
+    if ckpt.config.get("codec", "autoregressive") != "autoregressive":
+        raise ValueError(f"{directory}: a {ckpt.config['codec']} codec, not an autoregressive PhraseVAE (load it with load_codec)")
     tokenizer = PhraseTokenizer.from_json(ckpt.config["tokenizer"])
     model = PhraseVAE(PhraseVAEConfig.from_dict(ckpt.config["model"]), torch.from_numpy(tokenizer.music_features()))
     model.load_state_dict(ckpt.weights, strict=True)
