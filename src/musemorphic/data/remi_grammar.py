@@ -91,6 +91,11 @@ def note_f1(reference: list[BarNote], predicted: list[BarNote]) -> tuple[int, in
     return sum((ref & pred).values()), len(reference), len(predicted)
 
 
+def note_set(notes: list[BarNote]) -> list[tuple[int, int, str]]:
+    """A bar's notes by (onset position, pitch, duration): what an exact reconstruction gives back."""
+    return sorted((n.position, n.pitch, n.duration) for n in notes)
+
+
 def precision_recall_f1(matched: int, n_reference: int, n_predicted: int) -> tuple[float, float, float]:
     """Note precision, recall and F1 from `note_f1`'s counts (summed over bars)."""
     precision, recall = matched / max(n_predicted, 1), matched / max(n_reference, 1)

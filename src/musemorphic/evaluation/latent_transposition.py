@@ -19,7 +19,7 @@ import numpy as np
 
 from musemorphic.data.bar_shifts import pitched, shift_bar
 from musemorphic.data.dataset import PhraseDataset
-from musemorphic.data.remi_grammar import note_f1, parse_bar
+from musemorphic.data.remi_grammar import note_f1, note_set, parse_bar
 from musemorphic.data.tokenizer import PhraseTokenizer
 from musemorphic.evaluation.factorization import Embed
 from musemorphic.generation.phrase_codec import decode_bars, encode_bars
@@ -87,10 +87,6 @@ def transposition_report(
     return rows
 
 
-def _note_set(notes) -> list[tuple[int, int, str]]:
-    return sorted((n.position, n.pitch, n.duration) for n in notes)
-
-
 def _agreement(tokenizer: PhraseTokenizer, targets: Sequence[list[int]], decoded: Sequence[list[int] | None]) -> tuple[float, float]:
     """(exact-match rate: every note's onset, pitch and duration; note F1) of decoded bars
     (None = ungrammatical) against targets."""
@@ -101,7 +97,7 @@ def _agreement(tokenizer: PhraseTokenizer, targets: Sequence[list[int]], decoded
         if bar is None:
             continue
         _, pred_notes = parse_bar(tokenizer.token_names(bar))
-        exact += _note_set(pred_notes) == _note_set(ref_notes)
+        exact += note_set(pred_notes) == note_set(ref_notes)
         m, _, n = note_f1(ref_notes, pred_notes)
         matched += m
         n_pred += n

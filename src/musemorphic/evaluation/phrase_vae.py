@@ -26,7 +26,7 @@ import torch
 
 from musemorphic.data.dataset import PhraseDataset
 from musemorphic.data.phrase_batches import PhraseBatcher, codec_ids_to_base, grammatical_bar
-from musemorphic.data.remi_grammar import BarNote, GrammarError, note_f1, parse_bar, precision_recall_f1
+from musemorphic.data.remi_grammar import BarNote, GrammarError, note_f1, note_set, parse_bar, precision_recall_f1
 from musemorphic.data.tokenizer import PhraseTokenizer, SongTokens, TrackTokens
 from musemorphic.models.phrase_vae import PhraseVAE, kl_per_dim
 
@@ -100,7 +100,7 @@ class NoteTally:
 
     def add(self, reference: list[BarNote], predicted: list[BarNote]) -> None:
         self.bars += 1
-        self.exact += _note_set(reference) == _note_set(predicted)
+        self.exact += note_set(reference) == note_set(predicted)
         m, r, p = note_f1(reference, predicted)
         self.matched, self.n_ref, self.n_pred = self.matched + m, self.n_ref + r, self.n_pred + p
         pairs = _matched_pairs(reference, predicted)
@@ -113,11 +113,6 @@ class NoteTally:
         return {"exact_bar_rate": self.exact / max(self.bars, 1), "note_precision": precision, "note_recall": recall, "note_f1": f1,
                 "duration_match": self.same_duration / max(self.matched, 1), "velocity_match": self.same_velocity / max(self.matched, 1),
                 "velocity_error": self.velocity_error / max(self.matched, 1)}
-
-
-def _note_set(notes: list[BarNote]) -> list[tuple[int, int, str]]:
-    """A bar's notes by (onset, pitch, duration): what an exact bar must give back."""
-    return sorted((n.position, n.pitch, n.duration) for n in notes)
 
 
 def evaluate_codec(model, dataset: PhraseDataset, **kwargs) -> PhraseVAEReport:
@@ -171,14 +166,21 @@ def evaluate_grid_codec(
         faults.pop(None, None)
     return PhraseVAEReport(
         bars=tally.bars, empty_bars=n_empty, too_long_bars=0, mean_phrase_tokens=n_tokens / max(len(positions), 1),
-        token_accuracy=None, **tally.figures(), empty_bar_exact_rate=empty_exact / max(n_empty, 1),
-        mean_kl=float((0.5 * (mean.pow(2) + log_var.exp() - 1 - log_var).sum(-1)).mean()) if len(mean) else 0.0,
-        active_dims=int((mean.var(dim=0) > 0.01).sum()) if len(mean) > 1 else 0,
-        posterior_std_median=float((0.5 * log_var).exp().median()) if len(mean) else 0.0,
-        mean_spread_median=float(mean.std(dim=0).median()) if len(mean) > 1 else 0.0,
+        token_accuracy=None, **tally.figures(), empty_bar_exact_rate=empty_exact / max(n_empty, 1), **latent_figures(mean, log_var),
         prior_grammatical=(1 - faults.total() / prior_samples) if prior_samples else None,
         prior_samples=prior_samples, prior_faults=dict(faults.most_common()),
     )
+
+
+def latent_figures(mu: torch.Tensor, logvar: torch.Tensor) -> dict[str, float | int]:
+    """The report's latent figures from the posteriors (N, Z) of non-empty bars: mean KL per bar,
+    active dimensions, median posterior std and median spread of the means."""
+    return {
+        "mean_kl": float((0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(-1)).mean()) if len(mu) else 0.0,
+        "active_dims": int((mu.var(dim=0) > 0.01).sum()) if len(mu) > 1 else 0,
+        "posterior_std_median": float((0.5 * logvar).exp().median()) if len(mu) else 0.0,
+        "mean_spread_median": float(mu.std(dim=0).median()) if len(mu) > 1 else 0.0,
+    }
 
 
 def _chosen(indices: np.ndarray, max_bars: int | None, seed: int) -> np.ndarray:
@@ -206,7 +208,7 @@ def evaluate_phrase_vae(
     n_notes = dataset.shard.columns["phrase_n_notes"][dataset.phrase_indices[positions]]
     correct = total = empty_exact = 0
     tally = NoteTally()
-    mus, kls, stds = [], [], []
+    mus, log_vars = [], []
     for start in range(0, len(positions), batch_size):
         chunk = slice(start, start + batch_size)
         ids = batcher.encode(positions[chunk]).to(device)  # (B, T)
@@ -216,10 +218,8 @@ def evaluate_phrase_vae(
         total += int(real.sum())
         empty = n_notes[chunk] == 0
         sounding = ~torch.from_numpy(empty)
-        mean, log_var = mu[sounding].float().cpu(), logvar[sounding].float().cpu()  # (B', Z)
-        mus.append(mean)
-        kls.append(0.5 * (mean.pow(2) + log_var.exp() - 1 - log_var).sum(-1))
-        stds.append((0.5 * log_var).exp())
+        mus.append(mu[sounding].float().cpu())  # (B', Z)
+        log_vars.append(logvar[sounding].float().cpu())
         decoded = model.generate(mu)
         for row, out, is_empty in zip(ids.tolist(), decoded, empty, strict=True):
             target = codec_ids_to_base(tok, row[: row.index(model.config.eos_id)])
@@ -230,7 +230,8 @@ def evaluate_phrase_vae(
             tally.add(phrase_notes(tok, target), phrase_notes(tok, predicted))
         if progress is not None:
             progress(min(start + batch_size, len(positions)), len(positions))
-    mu_all = torch.cat(mus) if mus else torch.zeros(0, model.config.d_latent)
+    empty_latents = torch.zeros(0, model.config.d_latent)
+    mu_all, logvar_all = (torch.cat(mus), torch.cat(log_vars)) if mus else (empty_latents, empty_latents)
     faults = prior_faults(model, tok, prior_samples, seed)
     n_full = int((n_notes > 0).sum())
     n_empty = len(positions) - n_full
@@ -242,10 +243,7 @@ def evaluate_phrase_vae(
         token_accuracy=correct / max(total, 1),
         **tally.figures(),
         empty_bar_exact_rate=empty_exact / max(n_empty, 1),
-        mean_kl=float(torch.cat(kls).mean()) if n_full else 0.0,
-        active_dims=int((mu_all.var(dim=0) > 0.01).sum()) if len(mu_all) > 1 else 0,
-        posterior_std_median=float(torch.cat(stds).median()) if n_full else 0.0,
-        mean_spread_median=float(mu_all.std(dim=0).median()) if len(mu_all) > 1 else 0.0,
+        **latent_figures(mu_all, logvar_all),
         prior_grammatical=(1 - faults.total() / prior_samples) if prior_samples else None,
         prior_samples=prior_samples,
         prior_faults=dict(faults.most_common()),
